@@ -1,0 +1,247 @@
+// Command consul-monitor watches a Consul cluster, records every service
+// instance's health in SQLite and serves a dashboard and JSON API.
+//
+// Consul's address, token and TLS settings come from Consul's own
+// environment variables (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, CONSUL_CACERT,
+// ...), as for every Consul tool.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/consul-monitor/consul-monitor/internal/consul"
+	"github.com/consul-monitor/consul-monitor/internal/store"
+	"github.com/consul-monitor/consul-monitor/internal/watch"
+	"github.com/consul-monitor/consul-monitor/internal/web"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	cfg, err := ParseConfig(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "consul-monitor: %v\n", err)
+		os.Exit(2)
+	}
+	if cfg.ShowVersion {
+		fmt.Println("consul-monitor", buildVersion())
+		return
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &Main{Config: cfg, Log: newLogger(cfg.LogFormat, os.Stderr)}
+	if err := m.Start(ctx); err != nil {
+		m.Log.Error("cannot start", "err", err)
+		os.Exit(1)
+	}
+	m.Log.Info("consul-monitor started", "version", buildVersion(), "listen", m.Addr, "db", cfg.DB, "poll_interval", cfg.PollInterval)
+	<-ctx.Done()
+	stop() // a second signal now kills the process at once
+	m.Log.Info("shutting down")
+	if err := m.Close(); err != nil {
+		m.Log.Error("shutdown", "err", err)
+		os.Exit(1)
+	}
+}
+
+// Config is the parsed command line.
+type Config struct {
+	Listen       string
+	DB           string
+	PollInterval time.Duration
+	Retention    time.Duration
+	LogFormat    string
+	// ConsulAddr overrides CONSUL_HTTP_ADDR when set.
+	ConsulAddr  string
+	ShowVersion bool
+}
+
+// envPrefix names the environment variable behind each flag: --poll-interval
+// falls back to CONSUL_MONITOR_POLL_INTERVAL.
+const envPrefix = "CONSUL_MONITOR_"
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// ParseConfig reads flags from args, each falling back to its environment
+// variable and then to its default. The error says which flag or variable
+// is wrong.
+func ParseConfig(args []string, getenv func(string) string, usageOut io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("consul-monitor", flag.ContinueOnError)
+	fs.SetOutput(usageOut)
+	var cfg Config
+	var envErrs []error
+	str := func(p *string, name, def, usage string) {
+		if v := getenv(envName(name)); v != "" {
+			def = v
+		}
+		fs.StringVar(p, name, def, usage+" (env "+envName(name)+")")
+	}
+	dur := func(p *time.Duration, name string, def time.Duration, usage string) {
+		if v := getenv(envName(name)); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s: %q is not a duration such as 60s or 720h", envName(name), v))
+			} else {
+				def = d
+			}
+		}
+		fs.DurationVar(p, name, def, usage+" (env "+envName(name)+")")
+	}
+	str(&cfg.Listen, "listen", "127.0.0.1:8080", "address to serve the dashboard and API on")
+	str(&cfg.DB, "db", "consul-monitor.db", "path of the SQLite history database")
+	dur(&cfg.PollInterval, "poll-interval", 60*time.Second, "time between two reads of Consul")
+	dur(&cfg.Retention, "retention", 720*time.Hour, "how long history is kept")
+	str(&cfg.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&cfg.ConsulAddr, "consul-addr", "", "Consul HTTP address, overriding CONSUL_HTTP_ADDR")
+	fs.BoolVar(&cfg.ShowVersion, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if err := errors.Join(envErrs...); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return cfg, cfg.validate()
+}
+
+func (c Config) validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("--listen: %q is not host:port", c.Listen)
+	}
+	if c.DB == "" {
+		return errors.New("--db: a path is needed")
+	}
+	if c.PollInterval < 100*time.Millisecond {
+		return fmt.Errorf("--poll-interval: %v is shorter than 100ms", c.PollInterval)
+	}
+	// The dashboard shows 24 hours; keeping less would blank part of it.
+	if c.Retention < 24*time.Hour {
+		return fmt.Errorf("--retention: %v is shorter than the 24h the dashboard shows", c.Retention)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("--log-format: %q is neither text nor json", c.LogFormat)
+	}
+	return nil
+}
+
+func newLogger(format string, out io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(out, nil))
+	}
+	return slog.New(slog.NewTextHandler(out, nil))
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		return info.Main.Version
+	}
+	return "unknown"
+}
+
+// retentionEvery is how often old history is looked for.
+const retentionEvery = time.Hour
+
+// Main is a running consul-monitor: what Start opened and Close must stop.
+type Main struct {
+	Config Config
+	Log    *slog.Logger
+	// Addr is the address the HTTP server listens on, known after Start.
+	Addr string
+
+	store          *store.Store
+	httpServer     *http.Server
+	stopBackground context.CancelFunc
+	background     sync.WaitGroup
+}
+
+// Start opens the database, starts the watcher, the retention loop and the
+// HTTP server, and returns once the server listens.
+func (m *Main) Start(ctx context.Context) error {
+	st, err := store.Open(ctx, m.Config.DB)
+	if err != nil {
+		return err
+	}
+	m.store = st
+	key, err := st.SigningKey(ctx)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	consulCfg := api.DefaultConfig()
+	if m.Config.ConsulAddr != "" {
+		consulCfg.Address = m.Config.ConsulAddr
+	}
+	client, err := consul.New(consulCfg)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	listener, err := net.Listen("tcp", m.Config.Listen)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	m.Addr = listener.Addr().String()
+
+	watcher := watch.New(client, st, m.Config.PollInterval, m.Log)
+	backgroundCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopBackground = cancel
+	m.background.Go(func() { watcher.Run(backgroundCtx) })
+	m.background.Go(func() {
+		watch.RunRetention(backgroundCtx, st, m.Config.Retention, retentionEvery, time.Now, m.Log)
+	})
+
+	m.httpServer = &http.Server{
+		Handler:           web.New(st, watcher, key, m.Log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
+	}
+	m.background.Go(func() {
+		if err := m.httpServer.Serve(listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Log.Error("http server stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// Close stops serving, lets the poll in progress finish its write, stops
+// the background loops and closes the database.
+func (m *Main) Close() error {
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	httpErr := m.httpServer.Shutdown(shutdownCtx)
+	m.stopBackground()
+	m.background.Wait()
+	return errors.Join(httpErr, m.store.Close())
+}

@@ -1,0 +1,110 @@
+// Package consul reads the catalog and health checks from a Consul agent
+// through the official API client, in a fixed number of requests per read
+// whatever the size of the cluster.
+package consul
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/consul-monitor/consul-monitor/internal/health"
+)
+
+// Client reads Consul's state.
+type Client struct {
+	api *api.Client
+}
+
+// New returns a client for the agent cfg describes. Build cfg with
+// api.DefaultConfig so that CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN and the TLS
+// variables apply as they do for every Consul tool.
+func New(cfg *api.Config) (*Client, error) {
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul: %w", err)
+	}
+	return &Client{api: c}, nil
+}
+
+// Snapshot reads every service instance and every check, node checks
+// included, in two requests.
+func (c *Client) Snapshot(ctx context.Context) (health.Snapshot, error) {
+	// The catalog is read first: an instance registered between the two
+	// reads then only has checks without an instance, which the next poll
+	// pairs up, rather than an instance that looks unchecked.
+	instances, err := c.Instances(ctx)
+	if err != nil {
+		return health.Snapshot{}, err
+	}
+	checks, err := c.Checks(ctx)
+	if err != nil {
+		return health.Snapshot{}, err
+	}
+	return health.Snapshot{Instances: instances, Checks: checks}, nil
+}
+
+// Checks reads every check in the datacenter, in one request.
+func (c *Client) Checks(ctx context.Context) ([]health.Check, error) {
+	raw, _, err := c.api.Health().State(api.HealthAny, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("consul: read health checks: %w", err)
+	}
+	checks := make([]health.Check, 0, len(raw))
+	for _, hc := range raw {
+		checks = append(checks, health.Check{
+			Node:      hc.Node,
+			CheckID:   hc.CheckID,
+			Name:      hc.Name,
+			ServiceID: hc.ServiceID,
+			Status:    health.ParseCheckStatus(hc.Status),
+			Output:    hc.Output,
+		})
+	}
+	return checks, nil
+}
+
+// nodeDump is the part of /v1/internal/ui/nodes that consul-monitor uses.
+type nodeDump struct {
+	Node     string
+	Address  string
+	Services []struct {
+		ID      string
+		Service string
+		Tags    []string
+		Address string
+		Port    int
+		Meta    map[string]string
+	}
+}
+
+// Instances reads every service instance on every node, in one request.
+func (c *Client) Instances(ctx context.Context) ([]health.Instance, error) {
+	// The public catalog API needs a request per service or per node to
+	// list instances; this endpoint, which Consul's own UI is built on, gives
+	// them all at once and honours ACLs the same way.
+	var nodes []nodeDump
+	if _, err := c.api.Raw().Query("/v1/internal/ui/nodes", &nodes, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return nil, fmt.Errorf("consul: read catalog: %w", err)
+	}
+	var instances []health.Instance
+	for _, n := range nodes {
+		for _, s := range n.Services {
+			address := s.Address
+			if address == "" {
+				address = n.Address
+			}
+			instances = append(instances, health.Instance{
+				Node:      n.Node,
+				ServiceID: s.ID,
+				Name:      s.Service,
+				Address:   address,
+				Port:      s.Port,
+				Tags:      s.Tags,
+				Meta:      s.Meta,
+			})
+		}
+	}
+	return instances, nil
+}

@@ -1,0 +1,137 @@
+package health
+
+import (
+	"testing"
+)
+
+func TestInstanceStatus(t *testing.T) {
+	check := func(id string, s Status) Check { return Check{CheckID: id, Status: s} }
+	tests := []struct {
+		name   string
+		checks []Check
+		want   Status
+	}{
+		{"no checks", nil, Unknown},
+		{"all passing", []Check{check("a", Passing), check("b", Passing)}, Passing},
+		{"warning beats passing", []Check{check("a", Passing), check("b", Warning)}, Warning},
+		{"critical beats warning", []Check{check("a", Critical), check("b", Warning)}, Critical},
+		{"node check counts like a service check", []Check{check("svc", Passing), {CheckID: "serfHealth", Status: Critical}}, Critical},
+		{"service maintenance", []Check{check("a", Passing), check("_service_maintenance:web-1", Critical)}, Maintenance},
+		{"node maintenance wins over critical", []Check{check("a", Critical), check("_node_maintenance", Critical)}, Maintenance},
+		{"a check merely named like maintenance is not", []Check{check("my_node_maintenance", Warning)}, Warning},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := InstanceStatus(tt.checks); got != tt.want {
+				t.Errorf("InstanceStatus = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseCheckStatus(t *testing.T) {
+	for in, want := range map[string]Status{
+		"passing": Passing, "warning": Warning, "critical": Critical, "maintenance": Maintenance,
+		"": Critical, "PASSING": Critical, "degraded": Critical,
+	} {
+		if got := ParseCheckStatus(in); got != want {
+			t.Errorf("ParseCheckStatus(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	snap := Snapshot{
+		Instances: []Instance{
+			{Node: "n2", ServiceID: "web-1", Name: "web"},
+			{Node: "n1", ServiceID: "web-1", Name: "web"},
+			{Node: "n1", ServiceID: "db", Name: "api"},
+		},
+		Checks: []Check{
+			{Node: "n1", CheckID: "serfHealth", Status: Passing},
+			{Node: "n2", CheckID: "serfHealth", Status: Critical},
+			{Node: "n1", CheckID: "c1", ServiceID: "web-1", Status: Warning},
+			{Node: "n2", CheckID: "c1", ServiceID: "web-1", Status: Passing},
+			{Node: "n3", CheckID: "c9", ServiceID: "gone", Status: Critical},
+		},
+	}
+	got := Evaluate(snap)
+	want := []struct {
+		id     string
+		status Status
+		checks int
+	}{
+		{"n1/db", Passing, 1},     // only its node's check
+		{"n1/web-1", Warning, 2},  // own warning beats passing node
+		{"n2/web-1", Critical, 2}, // critical node makes it critical
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d instances, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		if got[i].ID() != w.id || got[i].Status != w.status || len(got[i].Checks) != w.checks {
+			t.Errorf("instance %d = %s %s with %d checks, want %s %s with %d", i, got[i].ID(), got[i].Status, len(got[i].Checks), w.id, w.status, w.checks)
+		}
+	}
+	if got[1].Checks[0].CheckID != "c1" || !got[1].Checks[1].IsNodeCheck() {
+		t.Errorf("own checks must come before node checks, got %+v", got[1].Checks)
+	}
+}
+
+func TestInstanceID(t *testing.T) {
+	tests := []struct{ node, service, id string }{
+		{"node-a", "web-1", "node-a/web-1"},
+		{"a/b", "c", "a%2Fb/c"},
+		{"a", "b/c", "a/b%2Fc"},
+		{"100%", "x", "100%25/x"},
+		{"n", "%2F", "n/%252F"},
+	}
+	for _, tt := range tests {
+		if got := InstanceID(tt.node, tt.service); got != tt.id {
+			t.Errorf("InstanceID(%q, %q) = %q, want %q", tt.node, tt.service, got, tt.id)
+		}
+		node, service, ok := ParseInstanceID(tt.id)
+		if !ok || node != tt.node || service != tt.service {
+			t.Errorf("ParseInstanceID(%q) = %q, %q, %v", tt.id, node, service, ok)
+		}
+	}
+	for _, bad := range []string{"", "nodeonly", "/x", "x/", "a/b/c", "a%2f/b", "a%zz/b"} {
+		if _, _, ok := ParseInstanceID(bad); ok {
+			t.Errorf("ParseInstanceID(%q) accepted", bad)
+		}
+	}
+}
+
+func TestURL(t *testing.T) {
+	tests := []struct {
+		name string
+		inst Instance
+		want string
+	}{
+		{"plain http", Instance{Address: "10.0.0.1", Port: 8080}, "http://10.0.0.1:8080"},
+		{"default http port left out", Instance{Address: "10.0.0.1", Port: 80}, "http://10.0.0.1"},
+		{"port 443 means https", Instance{Address: "10.0.0.1", Port: 443}, "https://10.0.0.1"},
+		{"https tag", Instance{Address: "web.local", Port: 8443, Tags: []string{"v1", "https"}}, "https://web.local:8443"},
+		{"https tag with port 80 keeps the port", Instance{Address: "web.local", Port: 80, Tags: []string{"https"}}, "https://web.local:80"},
+		{"meta scheme", Instance{Address: "web.local", Port: 9000, Meta: map[string]string{"scheme": "HTTPS"}}, "https://web.local:9000"},
+		{"unknown meta scheme falls back to http", Instance{Address: "web.local", Port: 21, Meta: map[string]string{"scheme": "ftp"}}, "http://web.local:21"},
+		{"no port", Instance{Address: "web.local"}, "http://web.local"},
+		{"ipv6", Instance{Address: "2001:db8::1", Port: 8080}, "http://[2001:db8::1]:8080"},
+		{"ipv6 default port", Instance{Address: "::1", Port: 443}, "https://[::1]"},
+		{"meta url wins", Instance{Address: "10.0.0.1", Port: 8080, Meta: map[string]string{"url": "https://status.example.com/web?x=1"}}, "https://status.example.com/web?x=1"},
+		{"javascript meta url refused", Instance{Address: "10.0.0.1", Port: 8080, Meta: map[string]string{"url": "javascript:alert(1)"}}, "http://10.0.0.1:8080"},
+		{"data meta url refused", Instance{Address: "10.0.0.1", Port: 8080, Meta: map[string]string{"url": "data:text/html,<script>alert(1)</script>"}}, "http://10.0.0.1:8080"},
+		{"relative meta url refused", Instance{Address: "10.0.0.1", Port: 8080, Meta: map[string]string{"url": "/admin"}}, "http://10.0.0.1:8080"},
+		{"javascript url with no address gives nothing", Instance{Meta: map[string]string{"url": "javascript:alert(1)"}}, ""},
+		{"no address", Instance{Port: 8080}, ""},
+		{"address that is not a host", Instance{Address: "evil.com/x@y", Port: 80}, ""},
+		{"address with space", Instance{Address: "a b", Port: 80}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := URL(tt.inst); got != tt.want {
+				t.Errorf("URL = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,219 @@
+package health
+
+import (
+	"slices"
+	"sort"
+	"time"
+)
+
+// HistorySpan is how far back the dashboard's history reaches.
+const HistorySpan = 24 * time.Hour
+
+// Granularities are the window lengths, in minutes, history can be cut into.
+// Each divides a day, so windows aligned to them line up with UTC midnight.
+var Granularities = []int{5, 15, 30, 60}
+
+// DefaultGranularity is the window length, in minutes, used when nobody chose one.
+const DefaultGranularity = 15
+
+// ValidGranularity reports whether minutes is one of Granularities.
+func ValidGranularity(minutes int) bool { return slices.Contains(Granularities, minutes) }
+
+// Period is the half-open interval [Start, End).
+type Period struct{ Start, End time.Time }
+
+// Step says that from At on, until the next Step, a check had Status. An
+// empty Status means the check did not exist in Consul.
+type Step struct {
+	At     time.Time
+	Status Status
+}
+
+// Recording is what was stored about one instance.
+type Recording struct {
+	// Observed holds the periods in which the watcher was reading Consul,
+	// oldest first. Time outside them is no data, whatever the checks said
+	// before and after.
+	Observed []Period
+	// Registered holds the periods in which the instance was in the catalog,
+	// oldest first.
+	Registered []Period
+	// Checks holds one timeline per check that ever counted for the
+	// instance (its own and its node's), each oldest step first and
+	// starting no later than the history it is asked about.
+	Checks [][]Step
+}
+
+// Window is the share of one history window spent in each status, in
+// percent rounded to 0.1 and summing to exactly 100.
+type Window struct {
+	Start    time.Time
+	Passing  float64
+	Warning  float64
+	Critical float64
+	NoData   float64
+}
+
+type bucket int
+
+const (
+	bucketPassing bucket = iota
+	bucketWarning
+	bucketCritical
+	bucketNoData
+	bucketCount
+)
+
+// HistoryStart is the start of the first window of the history that ends at
+// now: 24 hours back, aligned down to a multiple of granularity in UTC.
+func HistoryStart(now time.Time, granularity time.Duration) time.Time {
+	// time.Truncate counts from the zero time, which is a UTC midnight, so
+	// for lengths that divide a day this aligns to UTC multiples.
+	return now.Add(-HistorySpan).Truncate(granularity)
+}
+
+// Windows cuts the recording into windows of granularity covering the last
+// 24 hours up to now, oldest first. The last window is the current one,
+// measured over its elapsed time only.
+func Windows(rec Recording, now time.Time, granularity time.Duration) []Window {
+	from := HistoryStart(now, granularity)
+	count := int((now.Sub(from) + granularity - 1) / granularity)
+	spent := make([][bucketCount]time.Duration, count)
+
+	covered := intersect(intersect(rec.Observed, rec.Registered), []Period{{from, now}})
+	for _, seg := range covered {
+		forEachStatus(rec.Checks, seg, func(part Period, b bucket) {
+			addTime(spent, from, granularity, part, b)
+		})
+	}
+
+	windows := make([]Window, count)
+	for i := range windows {
+		start := from.Add(time.Duration(i) * granularity)
+		elapsed := earlier(start.Add(granularity), now).Sub(start)
+		parts := spent[i]
+		parts[bucketNoData] = elapsed - parts[bucketPassing] - parts[bucketWarning] - parts[bucketCritical]
+		pct := percentages(parts, elapsed)
+		windows[i] = Window{
+			Start:    start.UTC(),
+			Passing:  pct[bucketPassing],
+			Warning:  pct[bucketWarning],
+			Critical: pct[bucketCritical],
+			NoData:   pct[bucketNoData],
+		}
+	}
+	return windows
+}
+
+// forEachStatus calls fn for each stretch of seg in which the worst of the
+// checks stays the same.
+func forEachStatus(checks [][]Step, seg Period, fn func(Period, bucket)) {
+	changes := []time.Time{seg.Start}
+	for _, steps := range checks {
+		for _, s := range steps {
+			if s.At.After(seg.Start) && s.At.Before(seg.End) {
+				changes = append(changes, s.At)
+			}
+		}
+	}
+	slices.SortFunc(changes, time.Time.Compare)
+	changes = slices.CompactFunc(changes, time.Time.Equal)
+	for i, at := range changes {
+		end := seg.End
+		if i+1 < len(changes) {
+			end = changes[i+1]
+		}
+		fn(Period{at, end}, bucketAt(checks, at))
+	}
+}
+
+// bucketAt is the history category of the worst check status at t.
+func bucketAt(checks [][]Step, t time.Time) bucket {
+	var present []Check
+	for _, steps := range checks {
+		i := sort.Search(len(steps), func(i int) bool { return steps[i].At.After(t) })
+		if i > 0 && steps[i-1].Status != "" {
+			present = append(present, Check{Status: steps[i-1].Status})
+		}
+	}
+	switch InstanceStatus(present) {
+	case Passing:
+		return bucketPassing
+	case Warning:
+		return bucketWarning
+	case Critical, Maintenance:
+		// Consul takes an instance in maintenance out of service discovery
+		// exactly as it does a critical one.
+		return bucketCritical
+	}
+	return bucketNoData
+}
+
+// addTime adds part to the windows it overlaps.
+func addTime(spent [][bucketCount]time.Duration, from time.Time, granularity time.Duration, part Period, b bucket) {
+	i := int(part.Start.Sub(from) / granularity)
+	for start := part.Start; start.Before(part.End) && i < len(spent); i++ {
+		end := earlier(from.Add(time.Duration(i+1)*granularity), part.End)
+		spent[i][b] += end.Sub(start)
+		start = end
+	}
+}
+
+// percentages rounds parts/whole to tenths of a percent by largest remainder,
+// so that the rounded values still add up to exactly 100.
+func percentages(parts [bucketCount]time.Duration, whole time.Duration) [bucketCount]float64 {
+	var tenths, remainders [bucketCount]int64
+	var total int64
+	for i, d := range parts {
+		tenths[i] = int64(d) * 1000 / int64(whole)
+		remainders[i] = int64(d) * 1000 % int64(whole)
+		total += tenths[i]
+	}
+	for ; total < 1000; total++ {
+		largest := 0
+		for i := range remainders {
+			if remainders[i] > remainders[largest] {
+				largest = i
+			}
+		}
+		tenths[largest]++
+		remainders[largest] = -1
+	}
+	var out [bucketCount]float64
+	for i, t := range tenths {
+		out[i] = float64(t) / 10
+	}
+	return out
+}
+
+// intersect returns the overlap of two lists of sorted, disjoint periods.
+func intersect(a, b []Period) []Period {
+	var out []Period
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		start := later(a[i].Start, b[j].Start)
+		end := earlier(a[i].End, b[j].End)
+		if start.Before(end) {
+			out = append(out, Period{start, end})
+		}
+		if a[i].End.Before(b[j].End) {
+			i++
+		} else {
+			j++
+		}
+	}
+	return out
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,382 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/consul-monitor/consul-monitor/internal/health"
+)
+
+type instanceKey struct{ node, serviceID string }
+
+type checkKey struct{ node, checkID string }
+
+type storedInstance struct {
+	id int64
+	health.Instance
+}
+
+type storedCheck struct {
+	id int64
+	health.Check
+}
+
+// Written counts the rows one Record inserted or updated.
+type Written struct {
+	// Spans are check status changes and instance (de)registrations: the
+	// rows that make the database grow.
+	Spans int
+	// Catalog are instances and checks rows updated in place (a new
+	// address, tag or check output) or added.
+	Catalog int
+	// Observations is 1: the period of observation is extended, or a new
+	// one begins.
+	Observations int
+}
+
+// Total is the number of rows written.
+func (w Written) Total() int { return w.Spans + w.Catalog + w.Observations }
+
+// loadCurrent reads the instances and checks still in Consul at the last
+// poll, so that the first poll after a restart writes only what changed
+// while the monitor was down.
+func (s *Store) loadCurrent(ctx context.Context) error {
+	s.instances = make(map[instanceKey]storedInstance)
+	s.checks = make(map[checkKey]storedCheck)
+	rows, err := s.reader.QueryContext(ctx, `SELECT id, node, service_id, name, address, port, tags, meta FROM instances WHERE registered = 1`)
+	if err != nil {
+		return fmt.Errorf("store: load instances: %w", err)
+	}
+	for rows.Next() {
+		var si storedInstance
+		var tags, meta string
+		if err := rows.Scan(&si.id, &si.Node, &si.ServiceID, &si.Name, &si.Address, &si.Port, &tags, &meta); err != nil {
+			rows.Close()
+			return fmt.Errorf("store: load instances: %w", err)
+		}
+		if err := json.Unmarshal([]byte(tags), &si.Tags); err != nil {
+			rows.Close()
+			return fmt.Errorf("store: instance %d tags: %w", si.id, err)
+		}
+		if err := json.Unmarshal([]byte(meta), &si.Meta); err != nil {
+			rows.Close()
+			return fmt.Errorf("store: instance %d meta: %w", si.id, err)
+		}
+		s.instances[instanceKey{si.Node, si.ServiceID}] = si
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: load instances: %w", err)
+	}
+
+	rows, err = s.reader.QueryContext(ctx, `SELECT id, node, check_id, service_id, name, status, output FROM checks WHERE status != ''`)
+	if err != nil {
+		return fmt.Errorf("store: load checks: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sc storedCheck
+		if err := rows.Scan(&sc.id, &sc.Node, &sc.CheckID, &sc.ServiceID, &sc.Name, &sc.Status, &sc.Output); err != nil {
+			return fmt.Errorf("store: load checks: %w", err)
+		}
+		s.checks[checkKey{sc.Node, sc.CheckID}] = sc
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: load checks: %w", err)
+	}
+	var lastMs sql.NullInt64
+	if err := s.reader.QueryRowContext(ctx, `SELECT max(end_ms) FROM observations`).Scan(&lastMs); err != nil {
+		return fmt.Errorf("store: last observation: %w", err)
+	}
+	s.lastRecordedMs.Store(lastMs.Int64)
+	s.publishCurrent()
+	return nil
+}
+
+// Current returns the instances in Consul at the last successful poll, or
+// as the database last knew them before a restart. The slice is shared:
+// callers must not modify it.
+func (s *Store) Current() []health.InstanceHealth { return *s.current.Load() }
+
+func (s *Store) publishCurrent() {
+	snap := health.Snapshot{
+		Instances: make([]health.Instance, 0, len(s.instances)),
+		Checks:    make([]health.Check, 0, len(s.checks)),
+	}
+	for _, si := range s.instances {
+		snap.Instances = append(snap.Instances, si.Instance)
+	}
+	for _, sc := range s.checks {
+		snap.Checks = append(snap.Checks, sc.Check)
+	}
+	current := health.Evaluate(snap)
+	s.current.Store(&current)
+}
+
+// LastRecorded is when the newest recorded poll happened, zero if none was.
+// After a restart it is the last poll before it, so it always tells how old
+// Current is.
+func (s *Store) LastRecorded() time.Time {
+	if ms := s.lastRecordedMs.Load(); ms != 0 {
+		return fromMillis(ms)
+	}
+	return time.Time{}
+}
+
+// EndObservation records that Consul is not being observed from now on, so
+// that the time until the next successful Record counts as no data.
+func (s *Store) EndObservation() { s.openObservation.Store(0) }
+
+// Observing reports whether the last Record succeeded and no
+// EndObservation came after it.
+func (s *Store) Observing() bool { return s.openObservation.Load() != 0 }
+
+// Record stores what a poll saw at the moment at, in one transaction: rows
+// for instances and checks that appeared, changed or went away since the
+// last poll, and the extension of the current observation period. A failed
+// Record leaves the database and the in-memory state as they were, and
+// ends the observation period, since what happened since is unknown.
+func (s *Store) Record(ctx context.Context, at time.Time, snap health.Snapshot) (Written, error) {
+	s.recordMu.Lock()
+	defer s.recordMu.Unlock()
+	written, err := s.record(ctx, at.UnixMilli(), snap)
+	if err != nil {
+		s.EndObservation()
+		return Written{}, fmt.Errorf("store: record poll: %w", err)
+	}
+	return written, nil
+}
+
+// pendingChanges are the in-memory updates that a Record applies once its
+// transaction has committed.
+type pendingChanges struct {
+	instances       map[instanceKey]storedInstance
+	goneInstances   []instanceKey
+	checks          map[checkKey]storedCheck
+	goneChecks      []checkKey
+	openObservation int64
+}
+
+func (s *Store) record(ctx context.Context, atMs int64, snap health.Snapshot) (Written, error) {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return Written{}, err
+	}
+	defer tx.Rollback()
+	w := &txWriter{ctx: ctx, tx: tx, atMs: atMs}
+	pending := pendingChanges{instances: map[instanceKey]storedInstance{}, checks: map[checkKey]storedCheck{}}
+
+	seenInstances := make(map[instanceKey]bool, len(snap.Instances))
+	for _, inst := range snap.Instances {
+		k := instanceKey{inst.Node, inst.ServiceID}
+		seenInstances[k] = true
+		old, known := s.instances[k]
+		if known && sameCatalogEntry(old.Instance, inst) {
+			continue
+		}
+		id, err := w.saveInstance(inst, !known)
+		if err != nil {
+			return Written{}, err
+		}
+		pending.instances[k] = storedInstance{id: id, Instance: inst}
+	}
+	for k, old := range s.instances {
+		if !seenInstances[k] {
+			if err := w.deregisterInstance(old.id); err != nil {
+				return Written{}, err
+			}
+			pending.goneInstances = append(pending.goneInstances, k)
+		}
+	}
+
+	seenChecks := make(map[checkKey]bool, len(snap.Checks))
+	for _, c := range snap.Checks {
+		k := checkKey{c.Node, c.CheckID}
+		seenChecks[k] = true
+		old, known := s.checks[k]
+		if known && old.Check == c {
+			continue
+		}
+		id, err := w.saveCheck(c, old, known)
+		if err != nil {
+			return Written{}, err
+		}
+		pending.checks[k] = storedCheck{id: id, Check: c}
+	}
+	for k, old := range s.checks {
+		if !seenChecks[k] {
+			if err := w.removeCheck(old.id); err != nil {
+				return Written{}, err
+			}
+			pending.goneChecks = append(pending.goneChecks, k)
+		}
+	}
+
+	pending.openObservation, err = w.extendObservation(s.openObservation.Load())
+	if err != nil {
+		return Written{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Written{}, err
+	}
+	s.apply(pending)
+	s.lastRecordedMs.Store(atMs)
+	return w.written, nil
+}
+
+func (s *Store) apply(p pendingChanges) {
+	changed := len(p.instances)+len(p.goneInstances)+len(p.checks)+len(p.goneChecks) > 0
+	maps.Copy(s.instances, p.instances)
+	for _, k := range p.goneInstances {
+		delete(s.instances, k)
+	}
+	maps.Copy(s.checks, p.checks)
+	for _, k := range p.goneChecks {
+		delete(s.checks, k)
+	}
+	s.openObservation.Store(p.openObservation)
+	if changed {
+		s.publishCurrent()
+	}
+}
+
+func sameCatalogEntry(a, b health.Instance) bool {
+	return a.Name == b.Name && a.Address == b.Address && a.Port == b.Port &&
+		slices.Equal(a.Tags, b.Tags) && maps.Equal(a.Meta, b.Meta)
+}
+
+// txWriter writes one poll's rows and counts them.
+type txWriter struct {
+	ctx     context.Context
+	tx      *sql.Tx
+	atMs    int64
+	written Written
+}
+
+// saveInstance writes the instance's catalog entry and, when it was not in
+// the catalog at the last poll, a registration row.
+func (w *txWriter) saveInstance(inst health.Instance, registering bool) (int64, error) {
+	tags, err := json.Marshal(nonNil(inst.Tags))
+	if err != nil {
+		return 0, err
+	}
+	meta, err := json.Marshal(nonNilMap(inst.Meta))
+	if err != nil {
+		return 0, err
+	}
+	var id int64
+	err = w.tx.QueryRowContext(w.ctx, `
+		INSERT INTO instances (node, service_id, name, address, port, tags, meta, registered)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 1)
+		ON CONFLICT (node, service_id) DO UPDATE SET
+			name = excluded.name, address = excluded.address, port = excluded.port,
+			tags = excluded.tags, meta = excluded.meta, registered = 1
+		RETURNING id`,
+		inst.Node, inst.ServiceID, inst.Name, inst.Address, inst.Port, string(tags), string(meta)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("save instance %s: %w", inst.ID(), err)
+	}
+	w.written.Catalog++
+	if registering {
+		if err := w.registration(id, true); err != nil {
+			return 0, err
+		}
+	}
+	return id, nil
+}
+
+func (w *txWriter) deregisterInstance(id int64) error {
+	if _, err := w.tx.ExecContext(w.ctx, `UPDATE instances SET registered = 0 WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("deregister instance %d: %w", id, err)
+	}
+	w.written.Catalog++
+	return w.registration(id, false)
+}
+
+func (w *txWriter) registration(id int64, registered bool) error {
+	// Two changes within one millisecond: the later one stands.
+	if _, err := w.tx.ExecContext(w.ctx, `INSERT OR REPLACE INTO registrations (instance_id, at_ms, registered) VALUES (?, ?, ?)`,
+		id, w.atMs, registered); err != nil {
+		return fmt.Errorf("registration of instance %d: %w", id, err)
+	}
+	w.written.Spans++
+	return nil
+}
+
+// saveCheck writes a check that is new or differs from old, and a span when
+// its status changed.
+func (w *txWriter) saveCheck(c health.Check, old storedCheck, known bool) (int64, error) {
+	id := old.id
+	if known {
+		if _, err := w.tx.ExecContext(w.ctx, `UPDATE checks SET service_id = ?, name = ?, status = ?, output = ? WHERE id = ?`,
+			c.ServiceID, c.Name, string(c.Status), c.Output, id); err != nil {
+			return 0, fmt.Errorf("update check %s on %s: %w", c.CheckID, c.Node, err)
+		}
+	} else {
+		err := w.tx.QueryRowContext(w.ctx, `
+			INSERT INTO checks (node, check_id, service_id, name, status, output) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (node, check_id) DO UPDATE SET
+				service_id = excluded.service_id, name = excluded.name, status = excluded.status, output = excluded.output
+			RETURNING id`,
+			c.Node, c.CheckID, c.ServiceID, c.Name, string(c.Status), c.Output).Scan(&id)
+		if err != nil {
+			return 0, fmt.Errorf("save check %s on %s: %w", c.CheckID, c.Node, err)
+		}
+	}
+	w.written.Catalog++
+	if !known || old.Status != c.Status {
+		if err := w.span(id, c.Status); err != nil {
+			return 0, err
+		}
+	}
+	return id, nil
+}
+
+func (w *txWriter) removeCheck(id int64) error {
+	if _, err := w.tx.ExecContext(w.ctx, `UPDATE checks SET status = '' WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("remove check %d: %w", id, err)
+	}
+	w.written.Catalog++
+	return w.span(id, "")
+}
+
+func (w *txWriter) span(checkID int64, status health.Status) error {
+	if _, err := w.tx.ExecContext(w.ctx, `INSERT OR REPLACE INTO check_spans (check_id, at_ms, status) VALUES (?, ?, ?)`,
+		checkID, w.atMs, string(status)); err != nil {
+		return fmt.Errorf("span of check %d: %w", checkID, err)
+	}
+	w.written.Spans++
+	return nil
+}
+
+// extendObservation moves the end of the open observation period to now, or
+// opens a new one, and returns its id.
+func (w *txWriter) extendObservation(open int64) (int64, error) {
+	w.written.Observations++
+	if open != 0 {
+		_, err := w.tx.ExecContext(w.ctx, `UPDATE observations SET end_ms = ? WHERE id = ?`, w.atMs, open)
+		return open, err
+	}
+	var id int64
+	err := w.tx.QueryRowContext(w.ctx, `INSERT INTO observations (start_ms, end_ms) VALUES (?, ?) RETURNING id`, w.atMs, w.atMs).Scan(&id)
+	return id, err
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}

@@ -1,0 +1,175 @@
+// Package store keeps consul-monitor's history in SQLite: the catalog as last
+// seen, a row per check status change, and the periods in which Consul was
+// observed. Growth follows status changes, not polls.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+
+	"github.com/consul-monitor/consul-monitor/internal/health"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// ErrNotFound is returned for an instance the database has never seen.
+var ErrNotFound = errors.New("not found")
+
+// Store is the history database.
+type Store struct {
+	// writer has a single connection: SQLite takes one writer at a time, and
+	// queueing in Go is cheaper than retrying on SQLITE_BUSY.
+	writer *sql.DB
+	reader *sql.DB
+
+	// recordMu makes Record calls one at a time; the fields below it are the
+	// database's current rows, kept in memory so that a poll is compared
+	// with them instead of re-read, and are touched only by Record.
+	recordMu  sync.Mutex
+	instances map[instanceKey]storedInstance
+	checks    map[checkKey]storedCheck
+
+	// current is what /api/services shows, rebuilt only when a poll changes
+	// something, so that readers never wait for a poll.
+	current atomic.Pointer[[]health.InstanceHealth]
+	// openObservation is the observations row the watcher is extending, or
+	// 0 when the last attempt to observe Consul failed or none was made
+	// since start. History extends that row up to now.
+	openObservation atomic.Int64
+	// lastRecordedMs is when the newest recorded poll happened, in Unix
+	// milliseconds; 0 for an empty database.
+	lastRecordedMs atomic.Int64
+}
+
+// Open opens or creates the database at path and brings its schema up to date.
+func Open(ctx context.Context, path string) (*Store, error) {
+	// busy_timeout comes first so that the pragmas after it wait for a
+	// lock instead of failing.
+	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
+	writer, err := sql.Open("sqlite", base+"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetConnMaxIdleTime(0)
+	s := &Store{writer: writer}
+	if err := s.migrate(ctx); err != nil {
+		writer.Close()
+		return nil, err
+	}
+	reader, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("store: open %s for reading: %w", path, err)
+	}
+	reader.SetMaxOpenConns(4)
+	s.reader = reader
+	if err := s.loadCurrent(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database. A Record in progress finishes first.
+func (s *Store) Close() error {
+	s.recordMu.Lock()
+	defer s.recordMu.Unlock()
+	var errs []error
+	if s.reader != nil {
+		errs = append(errs, s.reader.Close())
+	}
+	errs = append(errs, s.writer.Close())
+	return errors.Join(errs...)
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return s.reader.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+// migrate applies the embedded migrations not yet recorded, each in a
+// transaction of its own.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+	)`); err != nil {
+		return fmt.Errorf("store: create schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		version, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("store: migration %s has no version number", name)
+		}
+		if err := s.applyMigration(ctx, name, version); err != nil {
+			return fmt.Errorf("store: migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) applyMigration(ctx context.Context, name string, version int) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var applied int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", version).Scan(&applied); err != nil {
+		return err
+	}
+	if applied > 0 {
+		return nil
+	}
+	body, err := migrations.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version) VALUES (?)", version); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// SigningKey returns the key that signs settings cookies, creating it on
+// first use. It lives in the database so that cookies survive restarts and
+// no secret is ever part of the code.
+func (s *Store) SigningKey(ctx context.Context) ([]byte, error) {
+	const name = "settings-cookie-key"
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	if _, err := s.writer.ExecContext(ctx, "INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", name, fresh); err != nil {
+		return nil, fmt.Errorf("store: create signing key: %w", err)
+	}
+	var key []byte
+	if err := s.writer.QueryRowContext(ctx, "SELECT value FROM secrets WHERE name = ?", name).Scan(&key); err != nil {
+		return nil, fmt.Errorf("store: read signing key: %w", err)
+	}
+	return key, nil
+}

@@ -1,0 +1,203 @@
+package web
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/consul-monitor/consul-monitor/internal/health"
+)
+
+type servicesResponse struct {
+	Status          string        `json:"status"`
+	ConsulAvailable bool          `json:"consul_available"`
+	LastPoll        *time.Time    `json:"last_poll"`
+	Error           *string       `json:"error"`
+	Services        []serviceJSON `json:"services"`
+}
+
+type serviceJSON struct {
+	ID            string            `json:"id"`
+	Name          string            `json:"name"`
+	Node          string            `json:"node"`
+	Address       string            `json:"address"`
+	Port          int               `json:"port"`
+	URL           *string           `json:"url"`
+	Tags          []string          `json:"tags"`
+	Meta          map[string]string `json:"meta"`
+	CurrentStatus health.Status     `json:"current_status"`
+	Checks        []checkJSON       `json:"checks"`
+}
+
+type checkJSON struct {
+	ID        string        `json:"id"`
+	Name      string        `json:"name"`
+	Status    health.Status `json:"status"`
+	Output    string        `json:"output"`
+	NodeCheck bool          `json:"node_check"`
+}
+
+// listServices answers with the instances of the last successful poll. When
+// Consul cannot be reached they are the last known ones, with the reason.
+func (s *Server) listServices(w http.ResponseWriter, r *http.Request) error {
+	status := s.watcher.Status()
+	resp := servicesResponse{
+		Status:          "success",
+		ConsulAvailable: status.ConsulAvailable,
+		LastPoll:        optionalTime(s.store.LastRecorded()),
+		Error:           optionalString(status.Error),
+	}
+	current := s.store.Current()
+	resp.Services = make([]serviceJSON, len(current))
+	for i, inst := range current {
+		resp.Services[i] = toServiceJSON(inst)
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func toServiceJSON(inst health.InstanceHealth) serviceJSON {
+	out := serviceJSON{
+		ID:            inst.ID(),
+		Name:          inst.Name,
+		Node:          inst.Node,
+		Address:       inst.Address,
+		Port:          inst.Port,
+		URL:           optionalString(health.URL(inst.Instance)),
+		Tags:          inst.Tags,
+		Meta:          inst.Meta,
+		CurrentStatus: inst.Status,
+		Checks:        make([]checkJSON, len(inst.Checks)),
+	}
+	if out.Tags == nil {
+		out.Tags = []string{}
+	}
+	if out.Meta == nil {
+		out.Meta = map[string]string{}
+	}
+	for i, c := range inst.Checks {
+		out.Checks[i] = checkJSON{ID: c.CheckID, Name: c.Name, Status: c.Status, Output: c.Output, NodeCheck: c.IsNodeCheck()}
+	}
+	return out
+}
+
+type historyResponse struct {
+	ServiceID   string       `json:"service_id"`
+	Granularity int          `json:"granularity"`
+	Data        []windowJSON `json:"data"`
+}
+
+type windowJSON struct {
+	Timestamp time.Time `json:"timestamp"`
+	Passing   float64   `json:"passing"`
+	Warning   float64   `json:"warning"`
+	Critical  float64   `json:"critical"`
+	NoData    float64   `json:"nodata"`
+}
+
+// serviceHistory answers with one instance's last 24 hours in windows.
+func (s *Server) serviceHistory(w http.ResponseWriter, r *http.Request) error {
+	granularity, err := s.granularity(r)
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	now := s.Now()
+	window := time.Duration(granularity) * time.Minute
+	rec, err := s.store.Recording(r.Context(), id, health.HistoryStart(now, window), now)
+	if err != nil {
+		return err
+	}
+	windows := health.Windows(rec, now, window)
+	resp := historyResponse{ServiceID: id, Granularity: granularity, Data: make([]windowJSON, len(windows))}
+	for i, win := range windows {
+		resp.Data[i] = windowJSON{Timestamp: win.Start, Passing: win.Passing, Warning: win.Warning, Critical: win.Critical, NoData: win.NoData}
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// granularity is the request's granularity parameter, or else the browser's
+// saved setting.
+func (s *Server) granularity(r *http.Request) (int, error) {
+	if !r.URL.Query().Has("granularity") {
+		return s.settings.Read(r).Display.HistoryGranularity, nil
+	}
+	raw := r.URL.Query().Get("granularity")
+	minutes, err := strconv.Atoi(raw)
+	if err != nil || !health.ValidGranularity(minutes) {
+		return 0, badRequest("granularity: %q is not one of %s (minutes)", raw, joinInts(health.Granularities))
+	}
+	return minutes, nil
+}
+
+func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, s.settings.Read(r))
+	return nil
+}
+
+// postConfig changes some or all of the browser's settings. Anything
+// invalid rejects the whole request and changes nothing.
+func (s *Server) postConfig(w http.ResponseWriter, r *http.Request) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	next, err := ApplySettingsPatch(s.settings.Read(r), body)
+	if err != nil {
+		return badRequest("%s", err.Error())
+	}
+	s.settings.Write(w, r, next)
+	writeJSON(w, http.StatusOK, next)
+	return nil
+}
+
+type healthzResponse struct {
+	Status string `json:"status"`
+	Consul struct {
+		Available bool       `json:"available"`
+		LastPoll  *time.Time `json:"last_poll"`
+		Error     *string    `json:"error"`
+	} `json:"consul"`
+	Database struct {
+		OK    bool    `json:"ok"`
+		Error *string `json:"error"`
+	} `json:"database"`
+}
+
+// healthz answers 200 while the process serves, so that a supervisor does
+// not restart the monitor because Consul is down; the body tells what works.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	var resp healthzResponse
+	resp.Status = "ok"
+	status := s.watcher.Status()
+	resp.Consul.Available = status.ConsulAvailable
+	resp.Consul.LastPoll = optionalTime(status.LastPoll)
+	resp.Consul.Error = optionalString(status.Error)
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		resp.Database.Error = optionalString(err.Error())
+	} else {
+		resp.Database.OK = true
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func optionalString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}

@@ -1,0 +1,158 @@
+// Package web serves consul-monitor's JSON API and its embedded dashboard.
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/consul-monitor/consul-monitor/internal/health"
+	"github.com/consul-monitor/consul-monitor/internal/store"
+	"github.com/consul-monitor/consul-monitor/internal/watch"
+)
+
+// MaxBodyBytes is the largest request body accepted; more gets 413.
+const MaxBodyBytes = 64 << 10
+
+// Store is the part of the history store the API reads.
+type Store interface {
+	Current() []health.InstanceHealth
+	LastRecorded() time.Time
+	Recording(ctx context.Context, id string, from, now time.Time) (health.Recording, error)
+	Ping(ctx context.Context) error
+}
+
+// Watcher reports on the background watcher.
+type Watcher interface {
+	Status() watch.Status
+}
+
+// Server is the HTTP handler for the API and the dashboard.
+type Server struct {
+	store    Store
+	watcher  Watcher
+	settings settingsCookie
+	log      *slog.Logger
+	mux      *http.ServeMux
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+}
+
+// New returns the handler. signingKey signs the settings cookies.
+func New(st Store, w Watcher, signingKey []byte, log *slog.Logger) *Server {
+	s := &Server{store: st, watcher: w, settings: settingsCookie{key: signingKey}, log: log, mux: http.NewServeMux(), Now: time.Now}
+	s.mux.Handle("GET /api/services", s.api(s.listServices))
+	s.mux.Handle("GET /api/services/{id}/history", s.api(s.serviceHistory))
+	s.mux.Handle("GET /api/config", s.api(s.getConfig))
+	s.mux.Handle("POST /api/config", s.api(s.postConfig))
+	s.mux.Handle("GET /healthz", s.api(s.healthz))
+	return s
+}
+
+// ServeHTTP answers every request, including the router's own 404 and 405
+// and any panic, with the same JSON error shape.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			writeJSON(w, http.StatusInternalServerError, errorBody{"internal error"})
+		}
+	}()
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.mux.ServeHTTP(&routerErrorWriter{ResponseWriter: w}, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// routerErrorWriter turns the router's plain-text 404 and 405 into JSON,
+// keeping their status and the Allow header.
+type routerErrorWriter struct {
+	http.ResponseWriter
+	wroteHeader bool
+}
+
+func (w *routerErrorWriter) WriteHeader(status int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader = true
+	msg := "not found"
+	if status == http.StatusMethodNotAllowed {
+		msg = "method not allowed"
+	}
+	writeJSON(w.ResponseWriter, status, errorBody{msg})
+}
+
+func (w *routerErrorWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return len(b), nil // the router's text body is replaced by the JSON above
+}
+
+// apiError is an error whose message is meant for the client.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &apiError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// api adapts a handler that returns an error, so that errors become
+// responses in exactly one place.
+func (s *Server) api(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		writeJSON(w, ae.status, errorBody{ae.msg})
+	case errors.Is(err, store.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, errorBody{"no such service instance"})
+	case errors.As(err, &tooLarge):
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit)})
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; there is nobody to answer.
+	default:
+		// Internal details go to the log, not to the client.
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeJSON(w, http.StatusInternalServerError, errorBody{"internal error"})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
