@@ -1,0 +1,446 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/consul-monitor/consul-monitor/internal/consultest"
+	"github.com/consul-monitor/consul-monitor/internal/store"
+)
+
+// The API as a client sees it.
+type servicesBody struct {
+	Status          string     `json:"status"`
+	ConsulAvailable bool       `json:"consul_available"`
+	LastPoll        *time.Time `json:"last_poll"`
+	Error           *string    `json:"error"`
+	Services        []struct {
+		ID            string            `json:"id"`
+		Name          string            `json:"name"`
+		Node          string            `json:"node"`
+		Address       string            `json:"address"`
+		Port          int               `json:"port"`
+		URL           *string           `json:"url"`
+		Tags          []string          `json:"tags"`
+		Meta          map[string]string `json:"meta"`
+		CurrentStatus string            `json:"current_status"`
+		Checks        []struct {
+			ID        string `json:"id"`
+			Status    string `json:"status"`
+			Output    string `json:"output"`
+			NodeCheck bool   `json:"node_check"`
+		} `json:"checks"`
+	} `json:"services"`
+}
+
+type historyBody struct {
+	ServiceID   string `json:"service_id"`
+	Granularity int    `json:"granularity"`
+	Data        []struct {
+		Timestamp time.Time `json:"timestamp"`
+		Passing   float64   `json:"passing"`
+		Warning   float64   `json:"warning"`
+		Critical  float64   `json:"critical"`
+		NoData    float64   `json:"nodata"`
+	} `json:"data"`
+}
+
+// seconds adds up, over all windows, the time spent in the statuses pick
+// selects, from the percentages and each window's elapsed length.
+func (h historyBody) seconds(now time.Time, pick func(passing, warning, critical, nodata float64) float64) float64 {
+	var total float64
+	window := time.Duration(h.Granularity) * time.Minute
+	for _, d := range h.Data {
+		elapsed := min(window, now.Sub(d.Timestamp))
+		total += pick(d.Passing, d.Warning, d.Critical, d.NoData) / 100 * elapsed.Seconds()
+	}
+	return total
+}
+
+func observed(p, w, c, _ float64) float64 { return p + w + c }
+
+func getJSON(t *testing.T, rawURL string, v any) int {
+	t.Helper()
+	resp, err := http.Get(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", rawURL, err)
+	}
+	return resp.StatusCode
+}
+
+func startMonitor(t *testing.T, agent *consultest.Agent, dbPath string) *Main {
+	t.Helper()
+	m := &Main{
+		Config: Config{Listen: "127.0.0.1:0", DB: dbPath, PollInterval: 100 * time.Millisecond, Retention: 720 * time.Hour, LogFormat: "text", ConsulAddr: agent.Addr()},
+		Log:    slog.New(slog.DiscardHandler),
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func (m *Main) services(t *testing.T) servicesBody {
+	t.Helper()
+	var body servicesBody
+	if code := getJSON(t, "http://"+m.Addr+"/api/services", &body); code != 200 {
+		t.Fatalf("/api/services: %d", code)
+	}
+	return body
+}
+
+func (m *Main) history(t *testing.T, id string, granularity int) historyBody {
+	t.Helper()
+	var body historyBody
+	u := fmt.Sprintf("http://%s/api/services/%s/history?granularity=%d", m.Addr, url.PathEscape(id), granularity)
+	if code := getJSON(t, u, &body); code != 200 {
+		t.Fatalf("%s: %d", u, code)
+	}
+	return body
+}
+
+// waitService polls /api/services until instance id satisfies cond.
+func (m *Main) waitService(t *testing.T, id, what string, cond func(status, address string) bool) {
+	t.Helper()
+	consultest.WaitFor(t, 15*time.Second, id+" "+what, func() error {
+		for _, s := range m.services(t).Services {
+			if s.ID == id {
+				if cond(s.CurrentStatus, s.Address) {
+					return nil
+				}
+				return fmt.Errorf("%s is %s at %q", id, s.CurrentStatus, s.Address)
+			}
+		}
+		return fmt.Errorf("%s not listed", id)
+	})
+}
+
+func statusIs(want string) func(string, string) bool {
+	return func(status, _ string) bool { return status == want }
+}
+
+func registerWeb(t *testing.T, c *api.Client) {
+	t.Helper()
+	err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID: "web-1", Name: "web", Port: 8080,
+		Check: &api.AgentServiceCheck{CheckID: "web-1-ttl", TTL: "10m", Status: api.HealthPassing},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEndToEnd(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client()
+	dbPath := filepath.Join(t.TempDir(), "history.db")
+	m := startMonitor(t, agent, dbPath)
+	defer func() { m.Close() }()
+	web := consultest.NodeName + "/web-1"
+
+	t.Run("TTL check passing, warning, critical", func(t *testing.T) {
+		registerWeb(t, c)
+		m.waitService(t, web, "passing", statusIs("passing"))
+		for _, status := range []string{"warning", "critical"} {
+			if err := c.Agent().UpdateTTL("web-1-ttl", "now "+status, status); err != nil {
+				t.Fatal(err)
+			}
+			m.waitService(t, web, status, statusIs(status))
+		}
+		// History holds time in both.
+		consultest.WaitFor(t, 10*time.Second, "warning and critical time in history", func() error {
+			h := m.history(t, web, 5)
+			now := time.Now()
+			warning := h.seconds(now, func(_, w, _, _ float64) float64 { return w })
+			critical := h.seconds(now, func(_, _, c, _ float64) float64 { return c })
+			if len(h.Data) < 288 || warning <= 0 || critical <= 0 {
+				return fmt.Errorf("%d windows, %.2fs warning, %.2fs critical", len(h.Data), warning, critical)
+			}
+			return nil
+		})
+		if err := c.Agent().UpdateTTL("web-1-ttl", "ok", "passing"); err != nil {
+			t.Fatal(err)
+		}
+		m.waitService(t, web, "passing again", statusIs("passing"))
+	})
+
+	t.Run("same service ID on two nodes, a service without address, a critical node", func(t *testing.T) {
+		consultest.RegisterExternal(t, c, "node-b", "10.0.0.2", &api.AgentService{ID: "web-1", Service: "web", Port: 8080},
+			&api.HealthCheck{Node: "node-b", CheckID: "web-1-http", ServiceID: "web-1", Status: api.HealthPassing})
+		consultest.RegisterExternal(t, c, "node-c", "10.0.0.3", &api.AgentService{ID: "db-1", Service: "db", Address: "10.0.0.30", Port: 5432},
+			&api.HealthCheck{Node: "node-c", CheckID: "db-1-tcp", ServiceID: "db-1", Status: api.HealthPassing},
+			&api.HealthCheck{Node: "node-c", CheckID: "node-ok", Status: api.HealthPassing})
+		m.waitService(t, "node-b/web-1", "with the node's address", func(s, a string) bool { return s == "passing" && a == "10.0.0.2" })
+		m.waitService(t, web, "still listed beside it", statusIs("passing"))
+		m.waitService(t, "node-c/db-1", "with its own address", func(s, a string) bool { return s == "passing" && a == "10.0.0.30" })
+
+		consultest.RegisterExternal(t, c, "node-c", "10.0.0.3", nil,
+			&api.HealthCheck{Node: "node-c", CheckID: "node-ok", Status: api.HealthCritical, Output: "disk full"})
+		m.waitService(t, "node-c/db-1", "critical through its node", statusIs("critical"))
+	})
+
+	t.Run("maintenance", func(t *testing.T) {
+		if err := c.Agent().EnableServiceMaintenance("web-1", "deploy"); err != nil {
+			t.Fatal(err)
+		}
+		m.waitService(t, web, "in maintenance", statusIs("maintenance"))
+		if err := c.Agent().DisableServiceMaintenance("web-1"); err != nil {
+			t.Fatal(err)
+		}
+		m.waitService(t, web, "back", statusIs("passing"))
+	})
+
+	t.Run("deregistration keeps history", func(t *testing.T) {
+		if _, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: "node-b", ServiceID: "web-1"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		consultest.WaitFor(t, 15*time.Second, "node-b/web-1 to leave /api/services", func() error {
+			for _, s := range m.services(t).Services {
+				if s.ID == "node-b/web-1" {
+					return fmt.Errorf("still listed")
+				}
+			}
+			return nil
+		})
+		h := m.history(t, "node-b/web-1", 15)
+		if h.seconds(time.Now(), observed) <= 0 {
+			t.Error("the deregistered instance lost its history")
+		}
+	})
+
+	t.Run("consul stopped mid-run", func(t *testing.T) {
+		before := m.services(t)
+		agent.Stop()
+		consultest.WaitFor(t, 10*time.Second, "outage reported", func() error {
+			if b := m.services(t); b.ConsulAvailable || b.Error == nil {
+				return fmt.Errorf("consul_available %v", b.ConsulAvailable)
+			}
+			return nil
+		})
+		during := m.services(t)
+		if len(during.Services) != len(before.Services) || during.LastPoll == nil {
+			t.Errorf("last known data not served: %d services (had %d), last poll %v", len(during.Services), len(before.Services), during.LastPoll)
+		}
+		// Over two seconds of outage, observed time must not grow: the
+		// outage is no data, not the last status stretched on.
+		startSeen := m.history(t, web, 5).seconds(time.Now(), observed)
+		time.Sleep(2 * time.Second)
+		outageSeen := m.history(t, web, 5).seconds(time.Now(), observed) - startSeen
+		if outageSeen > 0.5 {
+			t.Errorf("%.2fs of the 2s outage counted as observed", outageSeen)
+		}
+
+		agent.Restart()
+		registerWeb(t, c) // a dev agent forgets its catalog
+		// The last known web-1 was listed as passing all along, so wait for
+		// Consul itself first.
+		consultest.WaitFor(t, 15*time.Second, "recovery reported", func() error {
+			if b := m.services(t); !b.ConsulAvailable || b.Error != nil {
+				return fmt.Errorf("consul_available %v", b.ConsulAvailable)
+			}
+			return nil
+		})
+		m.waitService(t, web, "back after the outage", statusIs("passing"))
+		startSeen = m.history(t, web, 5).seconds(time.Now(), observed)
+		time.Sleep(2 * time.Second)
+		if grown := m.history(t, web, 5).seconds(time.Now(), observed) - startSeen; grown < 1.5 {
+			t.Errorf("after recovery only %.2fs of 2s counted as observed", grown)
+		}
+	})
+
+	t.Run("restart of consul-monitor keeps history", func(t *testing.T) {
+		seenBefore := m.history(t, web, 60).seconds(time.Now(), observed)
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		m = startMonitor(t, agent, dbPath)
+		h := m.history(t, web, 60)
+		if seen := h.seconds(time.Now(), observed); seen < seenBefore-0.5 {
+			t.Errorf("history after restart: %.2fs observed, had %.2fs", seen, seenBefore)
+		}
+		m.waitService(t, web, "polled by the new process", statusIs("passing"))
+	})
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds consul-monitor once for the tests that run it as a process.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "consul-monitor-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "consul-monitor")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// startProcess runs the binary and waits until it answers on addr.
+func startProcess(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(os.Environ(), "CONSUL_HTTP_TOKEN=")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, &out
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestKillNineKeepsCommittedPolls(t *testing.T) {
+	agent := consultest.Start(t)
+	registerWeb(t, agent.Client())
+	dbPath := filepath.Join(t.TempDir(), "history.db")
+	var lastCommitted time.Time
+	for round := range 4 {
+		addr := freeAddr(t)
+		cmd, out := startProcess(t, "--listen", addr, "--db", dbPath, "--poll-interval", "100ms", "--consul-addr", agent.Addr())
+		var body servicesBody
+		consultest.WaitFor(t, 15*time.Second, "a poll after start", func() error {
+			resp, err := http.Get("http://" + addr + "/api/services")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			body = servicesBody{}
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				return err
+			}
+			if body.LastPoll == nil || !body.LastPoll.After(lastCommitted) || len(body.Services) < 2 {
+				return fmt.Errorf("last poll %v", body.LastPoll)
+			}
+			return nil
+		})
+		lastCommitted = *body.LastPoll
+		// Let polls run on, then kill at whatever point one has reached.
+		time.Sleep(time.Duration(120+round*70) * time.Millisecond)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+
+		st, err := store.Open(context.Background(), dbPath)
+		if err != nil {
+			t.Fatalf("round %d: the database does not open after kill -9: %v\n%s", round, err, out)
+		}
+		if check := integrityCheck(t, dbPath); check != "ok" {
+			t.Errorf("round %d: integrity_check says %q", round, check)
+		}
+		if got := st.LastRecorded(); got.Before(lastCommitted) {
+			t.Errorf("round %d: last recorded poll %v is older than the committed %v", round, got, lastCommitted)
+		}
+		if n := len(st.Current()); n < 2 {
+			t.Errorf("round %d: %d instances after kill -9", round, n)
+		}
+		st.Close()
+	}
+}
+
+func integrityCheck(t *testing.T, path string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var result string
+	if err := db.QueryRow("PRAGMA integrity_check").Scan(&result); err != nil {
+		t.Fatal(err)
+	}
+	return result
+}
+
+func TestProcessSignalsAndFlags(t *testing.T) {
+	agent := consultest.Start(t)
+	addr := freeAddr(t)
+	cmd, out := startProcess(t, "--listen", addr, "--db", filepath.Join(t.TempDir(), "h.db"), "--consul-addr", agent.Addr(), "--log-format", "json")
+	consultest.WaitFor(t, 15*time.Second, "serving", func() error {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, out)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no exit 15s after SIGTERM\n%s", out)
+	}
+	if !strings.Contains(out.String(), `"msg":"shutting down"`) {
+		t.Errorf("no JSON shutdown log:\n%s", out)
+	}
+
+	bad := exec.Command(binary(t), "--poll-interval", "often")
+	output, err := bad.CombinedOutput()
+	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 || !strings.Contains(string(output), "poll-interval") {
+		t.Errorf("invalid flag: err %v, output %s", err, output)
+	}
+	version, err := exec.Command(binary(t), "--version").Output()
+	if err != nil || !strings.HasPrefix(string(version), "consul-monitor ") {
+		t.Errorf("--version: %q %v", version, err)
+	}
+}
