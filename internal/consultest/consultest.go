@@ -7,7 +7,6 @@
 package consultest
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -209,11 +208,4 @@ func RegisterExternal(tb testing.TB, c *api.Client, node, address string, svc *a
 	if _, err := c.Catalog().Register(reg, nil); err != nil {
 		tb.Fatalf("catalog register %s/%v: %v", node, svc, err)
 	}
-}
-
-// Deadline returns a context that ends with the test or after timeout.
-func Deadline(tb testing.TB, timeout time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	tb.Cleanup(cancel)
-	return ctx
 }
