@@ -72,12 +72,18 @@ func HistoryStart(now time.Time, granularity time.Duration) time.Time {
 	return now.Add(-HistorySpan).Truncate(granularity)
 }
 
+// WindowCount is how many windows the history ending at now has: those
+// starting before now, the last one being the current, partial one.
+func WindowCount(now time.Time, granularity time.Duration) int {
+	return int((now.Sub(HistoryStart(now, granularity)) + granularity - 1) / granularity)
+}
+
 // Windows cuts the recording into windows of granularity covering the last
 // 24 hours up to now, oldest first. The last window is the current one,
 // measured over its elapsed time only.
 func Windows(rec Recording, now time.Time, granularity time.Duration) []Window {
 	from := HistoryStart(now, granularity)
-	count := int((now.Sub(from) + granularity - 1) / granularity)
+	count := WindowCount(now, granularity)
 	spent := make([][bucketCount]time.Duration, count)
 
 	covered := intersect(intersect(rec.Observed, rec.Registered), []Period{{from, now}})

@@ -10,9 +10,12 @@ import (
 
 // URL is where a person reaches the instance, or "" when it has no usable
 // address. Consul data is untrusted, so only http and https URLs are ever
-// returned: a meta.url with any other scheme is ignored, not passed on.
+// returned. A meta.url that is set but is not an absolute http(s) URL gives
+// no URL at all: the operator named a place that cannot be linked to, and a
+// link built from the address instead could lead somewhere else.
 func URL(inst Instance) string {
-	if u, ok := webURL(inst.Meta["url"]); ok {
+	if raw, set := inst.Meta["url"]; set && strings.TrimSpace(raw) != "" {
+		u, _ := webURL(raw)
 		return u
 	}
 	if inst.Address == "" {
@@ -39,9 +42,6 @@ func URL(inst Instance) string {
 
 // webURL accepts raw only as an absolute http or https URL with a host.
 func webURL(raw string) (string, bool) {
-	if raw == "" {
-		return "", false
-	}
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Host == "" {
 		return "", false

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -276,4 +277,46 @@ func countRows(tb testing.TB, s *Store, table string) int {
 		tb.Fatal(err)
 	}
 	return n
+}
+
+func TestRecordingsMatchRecording(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "h.db"))
+	snap := cluster(5)
+	snap.Instances = append(snap.Instances, health.Instance{Node: "n1", ServiceID: "svc-0", Name: "svc"})
+	snap.Checks = append(snap.Checks, health.Check{Node: "n1", CheckID: "serfHealth", Status: health.Warning})
+	mustRecord(t, s, t0, snap)
+	mustRecord(t, s, t0.Add(time.Minute), withCheckStatus(snap, "service:svc-2", health.Critical))
+	mustRecord(t, s, t0.Add(2*time.Minute), withCheckStatus(snap, "serfHealth", health.Critical))
+	gone := snap
+	gone.Instances = snap.Instances[1:]
+	mustRecord(t, s, t0.Add(3*time.Minute), gone)
+
+	now := t0.Add(10 * time.Minute)
+	from := health.HistoryStart(now, 5*time.Minute)
+	all, err := s.Recordings(context.Background(), from, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != len(gone.Instances) {
+		t.Fatalf("%d recordings for %d current instances", len(all), len(gone.Instances))
+	}
+	if _, ok := all["n0/svc-0"]; ok {
+		t.Error("a deregistered instance is in the batch")
+	}
+	for id, batch := range all {
+		single, err := s.Recording(context.Background(), id, from, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(health.Windows(batch, now, 5*time.Minute), health.Windows(single, now, 5*time.Minute)) {
+			t.Errorf("%s: batch and single recordings differ:\n%+v\n%+v", id, batch, single)
+		}
+		want := 2 // its own check and its node's
+		if id == "n1/svc-0" {
+			want = 1 // registered without a check of its own
+		}
+		if len(batch.Checks) != want {
+			t.Errorf("%s: %d checks, want %d", id, len(batch.Checks), want)
+		}
+	}
 }

@@ -119,6 +119,55 @@ func (s *Server) serviceHistory(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+type batchHistoryResponse struct {
+	Granularity int       `json:"granularity"`
+	Start       time.Time `json:"start"`
+	Windows     int       `json:"windows"`
+	// Services maps each current instance to its windows, oldest first, as
+	// runs of identical windows: [count, passing, warning, critical,
+	// nodata]. A healthy instance is then one short run, not 289 windows.
+	Services map[string][][5]float64 `json:"services"`
+}
+
+// allHistory answers with every current instance's last 24 hours in one
+// response, so that the dashboard draws all its charts from one request.
+func (s *Server) allHistory(w http.ResponseWriter, r *http.Request) error {
+	granularity, err := s.granularity(r)
+	if err != nil {
+		return err
+	}
+	now := s.Now()
+	window := time.Duration(granularity) * time.Minute
+	from := health.HistoryStart(now, window)
+	recordings, err := s.store.Recordings(r.Context(), from, now)
+	if err != nil {
+		return err
+	}
+	resp := batchHistoryResponse{
+		Granularity: granularity,
+		Start:       from.UTC(),
+		Windows:     health.WindowCount(now, window),
+		Services:    make(map[string][][5]float64, len(recordings)),
+	}
+	for id, rec := range recordings {
+		resp.Services[id] = runs(health.Windows(rec, now, window))
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func runs(windows []health.Window) [][5]float64 {
+	var out [][5]float64
+	for _, w := range windows {
+		if n := len(out); n > 0 && out[n-1][1] == w.Passing && out[n-1][2] == w.Warning && out[n-1][3] == w.Critical && out[n-1][4] == w.NoData {
+			out[n-1][0]++
+			continue
+		}
+		out = append(out, [5]float64{1, w.Passing, w.Warning, w.Critical, w.NoData})
+	}
+	return out
+}
+
 // granularity is the request's granularity parameter, or else the browser's
 // saved setting.
 func (s *Server) granularity(r *http.Request) (int, error) {

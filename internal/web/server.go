@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/consul-monitor/consul-monitor/internal/health"
@@ -24,6 +25,7 @@ type Store interface {
 	Current() []health.InstanceHealth
 	LastRecorded() time.Time
 	Recording(ctx context.Context, id string, from, now time.Time) (health.Recording, error)
+	Recordings(ctx context.Context, from, now time.Time) (map[string]health.Recording, error)
 	Ping(ctx context.Context) error
 }
 
@@ -37,17 +39,28 @@ type Server struct {
 	store    Store
 	watcher  Watcher
 	settings settingsCookie
+	assets   *assets
 	log      *slog.Logger
 	mux      *http.ServeMux
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
 
+// embeddedAssets are read and hashed once per process.
+var embeddedAssets = sync.OnceValues(loadAssets)
+
 // New returns the handler. signingKey signs the settings cookies.
 func New(st Store, w Watcher, signingKey []byte, log *slog.Logger) *Server {
-	s := &Server{store: st, watcher: w, settings: settingsCookie{key: signingKey}, log: log, mux: http.NewServeMux(), Now: time.Now}
+	ui, err := embeddedAssets()
+	if err != nil {
+		panic("web: the dashboard embedded in the binary is broken: " + err.Error())
+	}
+	s := &Server{store: st, watcher: w, settings: settingsCookie{key: signingKey}, assets: ui, log: log, mux: http.NewServeMux(), Now: time.Now}
+	s.mux.HandleFunc("GET /{$}", s.serveIndex)
+	s.mux.Handle("GET /static/{path...}", s.api(s.serveStatic))
 	s.mux.Handle("GET /api/services", s.api(s.listServices))
 	s.mux.Handle("GET /api/services/{id}/history", s.api(s.serviceHistory))
+	s.mux.Handle("GET /api/history", s.api(s.allHistory))
 	s.mux.Handle("GET /api/config", s.api(s.getConfig))
 	s.mux.Handle("POST /api/config", s.api(s.postConfig))
 	s.mux.Handle("GET /healthz", s.api(s.healthz))

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -116,7 +118,7 @@ func TestListServices(t *testing.T) {
 		t.Errorf("web-1: %+v", web)
 	}
 	evil := byID["n1/evil"]
-	if evil.Name != "<img src=x onerror=alert(1)>" || evil.URL == nil || *evil.URL != "http://10.0.0.2" {
+	if evil.Name != "<img src=x onerror=alert(1)>" || evil.URL != nil {
 		t.Errorf("evil: name %q url %v: the javascript: URL must never be given", evil.Name, evil.URL)
 	}
 	bare := byID["n%2F2/bare"]
@@ -251,5 +253,93 @@ func TestHealthz(t *testing.T) {
 	h = decode[healthzResponse](t, body)
 	if code != 200 || h.Consul.Available || h.Database.OK || h.Database.Error == nil {
 		t.Errorf("with Consul and the database down: %d %s", code, body)
+	}
+}
+
+func TestDashboardAssets(t *testing.T) {
+	ts := newTestServer(t)
+	code, hdr, body := ts.do(t, "GET", "/", "")
+	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") || !strings.Contains(hdr.Get("Content-Security-Policy"), "script-src 'self'") {
+		t.Fatalf("index: %d %v", code, hdr)
+	}
+	page := string(body)
+	for _, forbidden := range []string{"http://", "https://", "//cdn", "unsafe-eval"} {
+		if strings.Contains(page, forbidden) {
+			t.Errorf("the page refers to %q: everything must come from the binary", forbidden)
+		}
+	}
+	srcs := regexp.MustCompile(`(?:src|href)="(/static/[^"]+)"`).FindAllStringSubmatch(page, -1)
+	if len(srcs) != 5 {
+		t.Fatalf("want 5 static references (icon, css, chart.js, app, alpine), found %v", srcs)
+	}
+	for _, m := range srcs {
+		ref := strings.ReplaceAll(m[1], "&amp;", "&")
+		code, hdr, body := ts.do(t, "GET", ref, "")
+		if code != 200 || len(body) == 0 || hdr.Get("Cache-Control") != "public, max-age=31536000, immutable" || hdr.Get("ETag") == "" {
+			t.Errorf("%s: %d, cache %q, etag %q", ref, code, hdr.Get("Cache-Control"), hdr.Get("ETag"))
+			continue
+		}
+		// The same file without its hash may be anything: revalidate it.
+		plain, _, _ := strings.Cut(ref, "?")
+		_, hdr2, _ := ts.do(t, "GET", plain, "")
+		if hdr2.Get("Cache-Control") != "no-cache" {
+			t.Errorf("%s without hash: cache %q", plain, hdr2.Get("Cache-Control"))
+		}
+		req, _ := http.NewRequest("GET", ts.URL+plain, nil)
+		req.Header.Set("If-None-Match", hdr.Get("ETag"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotModified {
+			t.Errorf("%s with its ETag: %d, want 304", plain, resp.StatusCode)
+		}
+	}
+	for _, licence := range []string{"/static/lib/alpinejs.LICENSE.md", "/static/lib/chart.js.LICENSE.md"} {
+		if code, _, body := ts.do(t, "GET", licence, ""); code != 200 || !strings.Contains(string(body), "MIT License") {
+			t.Errorf("%s: %d", licence, code)
+		}
+	}
+	if code, hdr, _ := ts.do(t, "GET", "/static/nope.js", ""); code != 404 || hdr.Get("Content-Type") != "application/json" {
+		t.Errorf("missing asset: %d %q", code, hdr.Get("Content-Type"))
+	}
+}
+
+func TestAllHistory(t *testing.T) {
+	ts := newTestServer(t)
+	code, _, body := ts.do(t, "GET", "/api/history?granularity=5", "")
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	batch := decode[batchHistoryResponse](t, body)
+	if batch.Granularity != 5 || batch.Windows != 288 || !batch.Start.Equal(pollTime.Add(30*time.Minute-24*time.Hour)) || len(batch.Services) != 3 {
+		t.Fatalf("batch: granularity %d, %d windows from %v, %d services", batch.Granularity, batch.Windows, batch.Start, len(batch.Services))
+	}
+	for id, runs := range batch.Services {
+		_, _, single := ts.do(t, "GET", "/api/services/"+url.PathEscape(id)+"/history?granularity=5", "")
+		var expanded []windowJSON
+		for _, run := range runs {
+			for range int(run[0]) {
+				expanded = append(expanded, windowJSON{Passing: run[1], Warning: run[2], Critical: run[3], NoData: run[4]})
+			}
+		}
+		windows := decode[historyResponse](t, single).Data
+		if len(expanded) != len(windows) {
+			t.Fatalf("%s: runs cover %d windows, want %d", id, len(expanded), len(windows))
+		}
+		for i := range windows {
+			windows[i].Timestamp = time.Time{}
+			if windows[i] != expanded[i] {
+				t.Fatalf("%s window %d: batch %+v, single %+v", id, i, expanded[i], windows[i])
+			}
+		}
+	}
+	// A healthy instance compresses to a few runs: no data, then its status.
+	if runs := batch.Services["n1/web-1"]; len(runs) != 2 || runs[1] != [5]float64{6, 0, 100, 0, 0} {
+		t.Errorf("web-1 runs %v", runs)
+	}
+	if code, _, _ := ts.do(t, "GET", "/api/history?granularity=7", ""); code != 400 {
+		t.Errorf("bad granularity: %d", code)
 	}
 }
