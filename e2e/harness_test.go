@@ -191,11 +191,18 @@ type browser struct {
 
 func newBrowser(tb testing.TB, width, height int) *browser {
 	tb.Helper()
+	// Not tb.TempDir: Chromium may still be writing to its profile when the
+	// testing package removes temporary directories, so this one is removed
+	// after the browser has exited.
+	profile, err := os.MkdirTemp("", "consul-monitor-chromium")
+	if err != nil {
+		tb.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(tb)),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
-		chromedp.UserDataDir(tb.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(width, height),
 		// This machine has no network but loopback: keep Chromium from
 		// trying to reach Google's services in the background.
@@ -206,7 +213,17 @@ func newBrowser(tb testing.TB, width, height int) *browser {
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	tb.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	tb.Cleanup(func() {
+		_ = chromedp.Cancel(ctx) // closes the browser and waits for it
+		cancelCtx()
+		cancelAlloc()
+		for range 20 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	b := &browser{ctx: ctx}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		b.mu.Lock()
