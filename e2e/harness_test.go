@@ -106,7 +106,7 @@ func freeAddr(tb testing.TB) string {
 func startMonitor(tb testing.TB, consulAddr, dbPath string) *monitor {
 	tb.Helper()
 	m := &monitor{tb: tb, addr: freeAddr(tb), db: dbPath, out: &bytes.Buffer{}}
-	m.cmd = exec.Command(binary(tb), "--listen", m.addr, "--db", dbPath, "--poll-interval", "200ms", "--consul-addr", consulAddr)
+	m.cmd = exec.Command(binary(tb), "--listen", m.addr, "--db", dbPath, "--poll-interval", "5s", "--min-query-gap", "100ms", "--consul-addr", consulAddr)
 	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
 	if err := m.cmd.Start(); err != nil {
 		tb.Fatal(err)

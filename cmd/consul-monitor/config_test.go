@@ -21,7 +21,7 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Listen: "127.0.0.1:8080", DB: "consul-monitor.db", PollInterval: time.Minute, Retention: 720 * time.Hour, LogFormat: "text"}
+	want := Config{Listen: "127.0.0.1:8080", DB: "consul-monitor.db", PollInterval: time.Minute, MinQueryGap: time.Second, Retention: 720 * time.Hour, LogFormat: "text"}
 	if cfg != want {
 		t.Errorf("defaults %+v", cfg)
 	}
@@ -43,6 +43,8 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"--poll-interval", "60"}, none, "poll-interval"},
 		{[]string{"--poll-interval", "10ms"}, none, "--poll-interval: 10ms is shorter than 100ms"},
 		{[]string{"--retention", "1h"}, none, "--retention: 1h0m0s is shorter than the 24h"},
+		{[]string{"--min-query-gap", "0s"}, none, "--min-query-gap: 0s is not between 10ms"},
+		{[]string{"--poll-interval", "1s", "--min-query-gap", "2s"}, none, "--min-query-gap: 2s is not between 10ms and --poll-interval (1s)"},
 		{[]string{"--log-format", "xml"}, none, `--log-format: "xml" is neither text nor json`},
 		{[]string{"--listen", "8080"}, none, `--listen: "8080" is not host:port`},
 		{[]string{"--db", ""}, none, "--db"},

@@ -70,6 +70,7 @@ type Config struct {
 	Listen       string
 	DB           string
 	PollInterval time.Duration
+	MinQueryGap  time.Duration
 	Retention    time.Duration
 	LogFormat    string
 	// ConsulAddr overrides CONSUL_HTTP_ADDR when set.
@@ -112,7 +113,8 @@ func ParseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	}
 	str(&cfg.Listen, "listen", "127.0.0.1:8080", "address to serve the dashboard and API on")
 	str(&cfg.DB, "db", "consul-monitor.db", "path of the SQLite history database")
-	dur(&cfg.PollInterval, "poll-interval", 60*time.Second, "time between two reads of Consul")
+	dur(&cfg.PollInterval, "poll-interval", 60*time.Second, "time between two full reads of Consul, besides the blocking queries that follow each change")
+	dur(&cfg.MinQueryGap, "min-query-gap", time.Second, "least time between two blocking queries of one watch, after a burst of two")
 	dur(&cfg.Retention, "retention", 720*time.Hour, "how long history is kept")
 	str(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.ConsulAddr, "consul-addr", "", "Consul HTTP address, overriding CONSUL_HTTP_ADDR")
@@ -138,6 +140,9 @@ func (c Config) validate() error {
 	}
 	if c.PollInterval < 100*time.Millisecond {
 		return fmt.Errorf("--poll-interval: %v is shorter than 100ms", c.PollInterval)
+	}
+	if c.MinQueryGap < 10*time.Millisecond || c.MinQueryGap > c.PollInterval {
+		return fmt.Errorf("--min-query-gap: %v is not between 10ms and --poll-interval (%v)", c.MinQueryGap, c.PollInterval)
 	}
 	// The dashboard shows 24 hours; keeping less would blank part of it.
 	if c.Retention < 24*time.Hour {
@@ -211,7 +216,7 @@ func (m *Main) Start(ctx context.Context) error {
 	}
 	m.Addr = listener.Addr().String()
 
-	watcher := watch.New(client, st, m.Config.PollInterval, m.Log)
+	watcher := watch.New(client, st, watch.Config{Reconcile: m.Config.PollInterval, MinQueryGap: m.Config.MinQueryGap}, m.Log)
 	backgroundCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopBackground = cancel
 	m.background.Go(func() { watcher.Run(backgroundCtx) })

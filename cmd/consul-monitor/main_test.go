@@ -92,7 +92,7 @@ func getJSON(t *testing.T, rawURL string, v any) int {
 func startMonitor(t *testing.T, agent *consultest.Agent, dbPath string) *Main {
 	t.Helper()
 	m := &Main{
-		Config: Config{Listen: "127.0.0.1:0", DB: dbPath, PollInterval: 100 * time.Millisecond, Retention: 720 * time.Hour, LogFormat: "text", ConsulAddr: agent.Addr()},
+		Config: Config{Listen: "127.0.0.1:0", DB: dbPath, PollInterval: time.Second, MinQueryGap: 50 * time.Millisecond, Retention: 720 * time.Hour, LogFormat: "text", ConsulAddr: agent.Addr()},
 		Log:    slog.New(slog.DiscardHandler),
 	}
 	if err := m.Start(context.Background()); err != nil {
@@ -349,7 +349,7 @@ func TestKillNineKeepsCommittedPolls(t *testing.T) {
 	var lastCommitted time.Time
 	for round := range 4 {
 		addr := freeAddr(t)
-		cmd, out := startProcess(t, "--listen", addr, "--db", dbPath, "--poll-interval", "100ms", "--consul-addr", agent.Addr())
+		cmd, out := startProcess(t, "--listen", addr, "--db", dbPath, "--poll-interval", "1s", "--min-query-gap", "50ms", "--consul-addr", agent.Addr())
 		var body servicesBody
 		consultest.WaitFor(t, 15*time.Second, "a poll after start", func() error {
 			resp, err := http.Get("http://" + addr + "/api/services")

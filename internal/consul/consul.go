@@ -6,6 +6,7 @@ package consul
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 
@@ -28,6 +29,21 @@ func New(cfg *api.Config) (*Client, error) {
 	return &Client{api: c}, nil
 }
 
+// Blocking turns a read into a Consul blocking query: it returns once the
+// data's index passes Index, or after Wait with the data unchanged. The zero
+// value reads at once.
+type Blocking struct {
+	Index uint64
+	Wait  time.Duration
+}
+
+func (b Blocking) options(ctx context.Context) *api.QueryOptions {
+	// Stale reads let any server answer, which spreads the load of many
+	// watchers; an index that goes backwards as a result is handled by the
+	// caller, as after a Consul restart.
+	return (&api.QueryOptions{WaitIndex: b.Index, WaitTime: b.Wait, AllowStale: true}).WithContext(ctx)
+}
+
 // Snapshot reads every service instance and every check, node checks
 // included, in two requests.
 func (c *Client) Snapshot(ctx context.Context) (health.Snapshot, error) {
@@ -38,18 +54,19 @@ func (c *Client) Snapshot(ctx context.Context) (health.Snapshot, error) {
 	if err != nil {
 		return health.Snapshot{}, err
 	}
-	checks, err := c.Checks(ctx)
+	checks, _, err := c.Checks(ctx, Blocking{})
 	if err != nil {
 		return health.Snapshot{}, err
 	}
 	return health.Snapshot{Instances: instances, Checks: checks}, nil
 }
 
-// Checks reads every check in the datacenter, in one request.
-func (c *Client) Checks(ctx context.Context) ([]health.Check, error) {
-	raw, _, err := c.api.Health().State(api.HealthAny, (&api.QueryOptions{}).WithContext(ctx))
+// Checks reads every check in the datacenter, in one request, and returns
+// the index to block on for the next change.
+func (c *Client) Checks(ctx context.Context, b Blocking) ([]health.Check, uint64, error) {
+	raw, meta, err := c.api.Health().State(api.HealthAny, b.options(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("consul: read health checks: %w", err)
+		return nil, 0, fmt.Errorf("consul: read health checks: %w", err)
 	}
 	checks := make([]health.Check, 0, len(raw))
 	for _, hc := range raw {
@@ -62,7 +79,18 @@ func (c *Client) Checks(ctx context.Context) ([]health.Check, error) {
 			Output:    hc.Output,
 		})
 	}
-	return checks, nil
+	return checks, meta.LastIndex, nil
+}
+
+// CatalogIndex waits for the service catalog to change and returns its
+// index. The response is only service names and tags, so watching it costs
+// little; the instances are read again only when it moves.
+func (c *Client) CatalogIndex(ctx context.Context, b Blocking) (uint64, error) {
+	_, meta, err := c.api.Catalog().Services(b.options(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("consul: watch catalog: %w", err)
+	}
+	return meta.LastIndex, nil
 }
 
 // nodeDump is the part of /v1/internal/ui/nodes that consul-monitor uses.

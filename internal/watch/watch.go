@@ -1,47 +1,75 @@
 // Package watch runs consul-monitor's background work: the watcher that
-// reads Consul and records what it saw, and the retention loop.
+// follows Consul and records what it sees, and the retention loop.
 package watch
 
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/consul-monitor/consul-monitor/internal/consul"
 	"github.com/consul-monitor/consul-monitor/internal/health"
 	"github.com/consul-monitor/consul-monitor/internal/store"
 )
 
-// Source reads Consul's current state.
+// Source reads Consul. Checks and CatalogIndex may block until something
+// changes.
 type Source interface {
-	Snapshot(ctx context.Context) (health.Snapshot, error)
+	Checks(ctx context.Context, b consul.Blocking) ([]health.Check, uint64, error)
+	CatalogIndex(ctx context.Context, b consul.Blocking) (uint64, error)
+	Instances(ctx context.Context) ([]health.Instance, error)
 }
 
-// Recorder stores what a poll saw.
+// Recorder stores what the watcher saw.
 type Recorder interface {
 	Record(ctx context.Context, at time.Time, snap health.Snapshot) (store.Written, error)
 	// EndObservation says Consul is not being observed from now on.
 	EndObservation()
 }
 
-// Status is what the watcher knows about its own health.
-type Status struct {
-	// ConsulAvailable is true when the last attempt to read Consul worked.
-	ConsulAvailable bool
-	// LastPoll is when the last fully successful poll (read and recorded)
-	// happened; zero before the first.
-	LastPoll time.Time
-	// Error says why the last poll failed, or is empty.
-	Error string
+// Config tunes the watcher.
+type Config struct {
+	// Reconcile is how often everything is read again in full, whatever
+	// the blocking queries said: catalog changes they cannot see (a node's
+	// new address) show up within this time.
+	Reconcile time.Duration
+	// MinQueryGap is the least time between two queries of one watch loop
+	// after a burst of two, so that flapping checks cannot make the
+	// watcher hammer Consul.
+	MinQueryGap time.Duration
+	// MaxWait caps how long one blocking query waits: below load balancer
+	// idle timeouts, and short enough that a silent loss of Consul is
+	// noticed soon.
+	MaxWait time.Duration
 }
 
-// Watcher polls Consul at a fixed interval and records each snapshot. It
-// never runs two polls at once: a poll that overruns the interval delays the
-// next one instead of overlapping it.
+// DefaultMaxWait is the blocking wait used when Config leaves it unset.
+const DefaultMaxWait = 10 * time.Second
+
+// Status is what the watcher knows about its own health.
+type Status struct {
+	// ConsulAvailable is true when the last health query worked.
+	ConsulAvailable bool
+	// LastPoll is when Consul's state was last recorded; zero before the
+	// first time.
+	LastPoll time.Time
+	// Error says why the last query or write failed, or is empty.
+	Error string
+	// IndexResets counts the times Consul's index went backwards (a
+	// restart, a restored snapshot, a stale server) and watching began
+	// again from scratch.
+	IndexResets int
+}
+
+// Watcher follows Consul with blocking queries: one loop on the health of
+// every check, one on the catalog, and a full read every Reconcile. A single
+// goroutine records what they deliver, so writes never overlap.
 type Watcher struct {
 	source   Source
 	recorder Recorder
-	interval time.Duration
+	cfg      Config
 	log      *slog.Logger
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -50,15 +78,18 @@ type Watcher struct {
 	status Status
 }
 
-// New returns a watcher that polls source every interval into recorder.
-func New(source Source, recorder Recorder, interval time.Duration, log *slog.Logger) *Watcher {
+// New returns a watcher that follows source into recorder.
+func New(source Source, recorder Recorder, cfg Config, log *slog.Logger) *Watcher {
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = DefaultMaxWait
+	}
 	return &Watcher{
 		source:   source,
 		recorder: recorder,
-		interval: interval,
+		cfg:      cfg,
 		log:      log,
 		Now:      time.Now,
-		status:   Status{Error: "waiting for the first poll"},
+		status:   Status{Error: "waiting for the first read of Consul"},
 	}
 }
 
@@ -69,64 +100,272 @@ func (w *Watcher) Status() Status {
 	return w.status
 }
 
-// Run polls at once and then every interval until ctx ends. A poll in
-// progress when ctx ends is not recorded half-way: its write completes
-// before Run returns.
-func (w *Watcher) Run(ctx context.Context) {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
-		started := time.Now()
-		w.poll(ctx)
-		timer.Reset(max(0, w.interval-time.Since(started)))
-	}
+func (w *Watcher) setStatus(update func(*Status)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	update(&w.status)
+}
+
+// update is what a watch loop delivers: new checks, new instances, or
+// neither (a blocking query that timed out: still observed, unchanged).
+type update struct {
+	at        time.Time
+	checks    []health.Check
+	instances []health.Instance
+	// healthErr is set when the health of checks could not be read: what
+	// happens from then on is unknown.
+	healthErr error
 }
 
 // recordTimeout bounds a database write that shutdown does not interrupt.
 const recordTimeout = 30 * time.Second
 
-func (w *Watcher) poll(ctx context.Context) {
-	// A read may take at most one interval, and no less than a few seconds,
-	// so a hung Consul cannot stall the watcher for long.
-	readCtx, cancel := context.WithTimeout(ctx, max(w.interval, 5*time.Second))
-	snap, err := w.source.Snapshot(readCtx)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return // shutting down: not an outage
+// Run watches until ctx ends. A write in progress when ctx ends completes
+// before Run returns.
+func (w *Watcher) Run(ctx context.Context) {
+	updates := make(chan update)
+	var loops sync.WaitGroup
+	loops.Go(func() { w.watchHealth(ctx, updates) })
+	loops.Go(func() { w.watchCatalog(ctx, updates) })
+	loops.Go(func() { w.reconcile(ctx, updates) })
+	defer loops.Wait()
+
+	var snap health.Snapshot
+	var haveChecks, haveInstances bool
+	for {
+		var u update
+		select {
+		case <-ctx.Done():
+			return
+		case u = <-updates:
 		}
-		w.recorder.EndObservation()
-		w.log.Warn("consul unavailable", "err", err)
-		w.setStatus(func(s *Status) { s.ConsulAvailable, s.Error = false, err.Error() })
-		return
+		if u.healthErr != nil {
+			w.recorder.EndObservation()
+			w.setStatus(func(s *Status) { s.ConsulAvailable, s.Error = false, u.healthErr.Error() })
+			continue
+		}
+		if u.checks != nil {
+			snap.Checks, haveChecks = u.checks, true
+		}
+		if u.instances != nil {
+			snap.Instances, haveInstances = u.instances, true
+		}
+		if !haveChecks || !haveInstances {
+			continue // the first record needs both halves
+		}
+		w.record(ctx, u.at, snap)
 	}
-	at := w.Now()
-	// Shutdown must not cut a write short: it finishes on its own deadline.
+}
+
+func (w *Watcher) record(ctx context.Context, at time.Time, snap health.Snapshot) {
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	written, err := w.recorder.Record(recordCtx, at, snap)
 	cancel()
 	if err != nil {
-		w.log.Error("recording poll failed", "err", err)
+		w.log.Error("recording Consul's state failed", "err", err)
 		w.setStatus(func(s *Status) { s.ConsulAvailable, s.Error = true, "recording history failed: "+err.Error() })
 		return
 	}
-	w.log.Debug("poll recorded", "instances", len(snap.Instances), "checks", len(snap.Checks),
-		"spans", written.Spans, "rows", written.Total())
-	if wasDown := !w.Status().ConsulAvailable; wasDown {
-		w.log.Info("consul available", "instances", len(snap.Instances), "checks", len(snap.Checks))
+	if written.Spans > 0 {
+		w.log.Debug("recorded changes", "spans", written.Spans, "rows", written.Total())
 	}
-	w.setStatus(func(s *Status) { *s = Status{ConsulAvailable: true, LastPoll: at} })
+	w.setStatus(func(s *Status) {
+		if !s.ConsulAvailable {
+			w.log.Info("watching Consul", "instances", len(snap.Instances), "checks", len(snap.Checks))
+		}
+		s.ConsulAvailable, s.LastPoll, s.Error = true, at, ""
+	})
 }
 
-func (w *Watcher) setStatus(update func(*Status)) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	update(&w.status)
+// send delivers u unless ctx ends first.
+func send(ctx context.Context, updates chan<- update, u update) bool {
+	select {
+	case updates <- u:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// queryTimeout bounds one blocking query: Consul may add up to a sixteenth
+// of the wait as jitter, and the answer must still arrive.
+func (w *Watcher) queryTimeout() time.Duration {
+	return w.cfg.MaxWait + w.cfg.MaxWait/16 + 10*time.Second
+}
+
+// nextIndex is the index to block on after a query answered with index:
+// back to zero when it went backwards, since Consul's history restarted
+// and waiting for the old index to come round again would miss changes.
+func (w *Watcher) nextIndex(previous, index uint64) uint64 {
+	if index < previous {
+		w.setStatus(func(s *Status) { s.IndexResets++ })
+		w.log.Info("consul index went backwards; watching from scratch", "was", previous, "now", index)
+		return 0
+	}
+	return index
+}
+
+// watchHealth follows every check with a blocking query on the health state.
+func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
+	limit := newLimiter(2, w.cfg.MinQueryGap)
+	retry := newBackoff()
+	var index uint64
+	for limit.wait(ctx) == nil {
+		queryCtx, cancel := context.WithTimeout(ctx, w.queryTimeout())
+		checks, next, err := w.source.Checks(queryCtx, consul.Blocking{Index: index, Wait: w.cfg.MaxWait})
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			w.log.Warn("consul unavailable", "err", err)
+			// Start again from a full read: a Consul that restarted may
+			// never reach the old index again.
+			index = 0
+			if !send(ctx, updates, update{healthErr: err}) || sleep(ctx, retry.next()) != nil {
+				return
+			}
+			continue
+		}
+		retry.reset()
+		u := update{at: w.Now()}
+		if next != index || index == 0 {
+			u.checks = checks
+			if u.checks == nil {
+				u.checks = []health.Check{}
+			}
+		}
+		index = w.nextIndex(index, next)
+		if !send(ctx, updates, u) {
+			return
+		}
+	}
+}
+
+// watchCatalog reads the instances again each time the catalog changes.
+func (w *Watcher) watchCatalog(ctx context.Context, updates chan<- update) {
+	limit := newLimiter(2, w.cfg.MinQueryGap)
+	retry := newBackoff()
+	var index uint64
+	for limit.wait(ctx) == nil {
+		queryCtx, cancel := context.WithTimeout(ctx, w.queryTimeout())
+		next, err := w.source.CatalogIndex(queryCtx, consul.Blocking{Index: index, Wait: w.cfg.MaxWait})
+		cancel()
+		var instances []health.Instance
+		if err == nil && (next != index || index == 0) {
+			instances, err = w.readInstances(ctx)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// The health loop decides whether Consul is observed; this
+			// only keeps the catalog from being refreshed for a while.
+			w.log.Warn("reading the catalog failed", "err", err)
+			index = 0
+			if sleep(ctx, retry.next()) != nil {
+				return
+			}
+			continue
+		}
+		retry.reset()
+		index = w.nextIndex(index, next)
+		if instances != nil && !send(ctx, updates, update{at: w.Now(), instances: instances}) {
+			return
+		}
+	}
+}
+
+func (w *Watcher) readInstances(ctx context.Context) ([]health.Instance, error) {
+	readCtx, cancel := context.WithTimeout(ctx, w.queryTimeout())
+	defer cancel()
+	instances, err := w.source.Instances(readCtx)
+	if instances == nil && err == nil {
+		instances = []health.Instance{}
+	}
+	return instances, err
+}
+
+// reconcile reads everything in full every Reconcile.
+func (w *Watcher) reconcile(ctx context.Context, updates chan<- update) {
+	ticker := time.NewTicker(w.cfg.Reconcile)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		instances, err := w.readInstances(ctx)
+		if err != nil {
+			continue // the watch loops report outages
+		}
+		readCtx, cancel := context.WithTimeout(ctx, w.queryTimeout())
+		checks, _, err := w.source.Checks(readCtx, consul.Blocking{})
+		cancel()
+		if err != nil {
+			continue
+		}
+		if checks == nil {
+			checks = []health.Check{}
+		}
+		if !send(ctx, updates, update{at: w.Now(), instances: instances, checks: checks}) {
+			return
+		}
+	}
+}
+
+// limiter lets burst queries through at once, then one per gap.
+type limiter struct {
+	burst  float64
+	gap    time.Duration
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter(burst int, gap time.Duration) *limiter {
+	return &limiter{burst: float64(burst), gap: gap, tokens: float64(burst), last: time.Now()}
+}
+
+func (l *limiter) wait(ctx context.Context) error {
+	if l.gap <= 0 {
+		return ctx.Err()
+	}
+	now := time.Now()
+	l.tokens = min(l.burst, l.tokens+float64(now.Sub(l.last))/float64(l.gap))
+	l.last = now
+	if l.tokens < 1 {
+		if err := sleep(ctx, time.Duration((1-l.tokens)*float64(l.gap))); err != nil {
+			return err
+		}
+		l.tokens, l.last = 1, time.Now()
+	}
+	l.tokens--
+	return ctx.Err()
+}
+
+// backoff spaces out retries after failures: 250 ms doubling to 30 s, with
+// jitter so that many monitors do not retry in step.
+type backoff struct{ delay time.Duration }
+
+func newBackoff() *backoff { return &backoff{} }
+
+func (b *backoff) next() time.Duration {
+	b.delay = min(max(2*b.delay, 250*time.Millisecond), 30*time.Second)
+	return b.delay/2 + rand.N(b.delay/2+1)
+}
+
+func (b *backoff) reset() { b.delay = 0 }
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Pruner deletes history older than a cutoff.

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/consul-monitor/consul-monitor/internal/consul"
 	"github.com/consul-monitor/consul-monitor/internal/consultest"
 	"github.com/consul-monitor/consul-monitor/internal/health"
@@ -60,15 +62,49 @@ func waitStatus(t *testing.T, w *Watcher, what string, cond func(Status) bool) {
 	})
 }
 
+// countingSource counts the queries each watch loop sends and the most
+// that were in flight at once.
+type countingSource struct {
+	*consul.Client
+	delay                 time.Duration
+	checks, catalog       atomic.Int32
+	inFlight, maxInFlight atomic.Int32
+}
+
+func (c *countingSource) enter() func() {
+	n := c.inFlight.Add(1)
+	for {
+		old := c.maxInFlight.Load()
+		if n <= old || c.maxInFlight.CompareAndSwap(old, n) {
+			break
+		}
+	}
+	time.Sleep(c.delay)
+	return func() { c.inFlight.Add(-1) }
+}
+
+func (c *countingSource) Checks(ctx context.Context, b consul.Blocking) ([]health.Check, uint64, error) {
+	c.checks.Add(1)
+	defer c.enter()()
+	return c.Client.Checks(ctx, b)
+}
+
+func (c *countingSource) CatalogIndex(ctx context.Context, b consul.Blocking) (uint64, error) {
+	c.catalog.Add(1)
+	return c.Client.CatalogIndex(ctx, b)
+}
+
+var fast = Config{Reconcile: time.Second, MinQueryGap: 20 * time.Millisecond}
+
 func TestWatcherSurvivesConsulOutage(t *testing.T) {
 	agent := consultest.Start(t)
 	st := openStore(t)
-	w := New(consulClient(t, agent), st, 100*time.Millisecond, quiet)
+	w := New(consulClient(t, agent), st, fast, quiet)
 	runWatcher(t, w)
 
-	waitStatus(t, w, "first poll", func(s Status) bool { return s.ConsulAvailable && !s.LastPoll.IsZero() })
+	waitStatus(t, w, "first record", func(s Status) bool { return s.ConsulAvailable && !s.LastPoll.IsZero() })
 	if len(st.Current()) == 0 || !st.Observing() {
-		t.Fatalf("after a poll: %d instances, observing %v", len(st.Current()), st.Observing())
+		t.Fatalf("after a record: %d instances, observing %v", len(st.Current()), st.Observing())
 	}
 
 	agent.Stop()
@@ -87,42 +123,192 @@ func TestWatcherSurvivesConsulOutage(t *testing.T) {
 	}
 }
 
-// slowSource delays every read and records how many run at once.
-type slowSource struct {
-	Source
-	delay            time.Duration
+// overlapRecorder records how many Record calls ran at once.
+type overlapRecorder struct {
+	*store.Store
 	running, maxSeen atomic.Int32
-	reads            atomic.Int32
+	calls            atomic.Int32
 }
 
-func (s *slowSource) Snapshot(ctx context.Context) (health.Snapshot, error) {
-	n := s.running.Add(1)
-	defer s.running.Add(-1)
-	for {
-		old := s.maxSeen.Load()
-		if n <= old || s.maxSeen.CompareAndSwap(old, n) {
-			break
-		}
+func (o *overlapRecorder) Record(ctx context.Context, at time.Time, snap health.Snapshot) (store.Written, error) {
+	if n := o.running.Add(1); n > o.maxSeen.Load() {
+		o.maxSeen.Store(n)
 	}
-	s.reads.Add(1)
-	time.Sleep(s.delay)
-	return s.Source.Snapshot(ctx)
+	defer o.running.Add(-1)
+	o.calls.Add(1)
+	time.Sleep(30 * time.Millisecond)
+	return o.Store.Record(ctx, at, snap)
 }
 
-func TestWatcherNeverOverlapsPolls(t *testing.T) {
+func TestQueriesAndWritesNeverOverlap(t *testing.T) {
 	agent := consultest.Start(t)
-	src := &slowSource{Source: consulClient(t, agent), delay: 150 * time.Millisecond}
-	w := New(src, openStore(t), 20*time.Millisecond, quiet)
+	src := &countingSource{Client: consulClient(t, agent), delay: 100 * time.Millisecond}
+	rec := &overlapRecorder{Store: openStore(t)}
+	w := New(src, rec, Config{Reconcile: 150 * time.Millisecond, MinQueryGap: 10 * time.Millisecond, MaxWait: 200 * time.Millisecond}, quiet)
 	stop := runWatcher(t, w)
-	consultest.WaitFor(t, 10*time.Second, "five reads", func() error {
-		if n := src.reads.Load(); n < 5 {
-			return fmt.Errorf("%d reads", n)
+	consultest.WaitFor(t, 10*time.Second, "several queries and writes", func() error {
+		if src.checks.Load() < 6 || rec.calls.Load() < 6 {
+			return fmt.Errorf("%d health queries, %d writes", src.checks.Load(), rec.calls.Load())
 		}
 		return nil
 	})
 	stop()
-	if m := src.maxSeen.Load(); m != 1 {
-		t.Errorf("%d polls ran at once", m)
+	// The health loop and the reconciliation each have one read in flight
+	// at most: two in all. Writes happen one at a time.
+	if m := src.maxInFlight.Load(); m > 2 {
+		t.Errorf("%d health reads in flight at once", m)
+	}
+	if m := rec.maxSeen.Load(); m != 1 {
+		t.Errorf("%d writes at once", m)
+	}
+}
+
+func TestChangeRecordedWithinTwoSeconds(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client()
+	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "web-1", Name: "web",
+		Check: &api.AgentServiceCheck{CheckID: "web-ttl", TTL: "10m", Status: api.HealthPassing}}); err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	// The production settings: a reconciliation far away, so that only the
+	// blocking queries can deliver the change, and a one-second query gap.
+	w := New(consulClient(t, agent), st, Config{Reconcile: time.Hour, MinQueryGap: time.Second}, quiet)
+	runWatcher(t, w)
+	id := consultest.NodeName + "/web-1"
+	statusOf := func() health.Status {
+		for _, ih := range st.Current() {
+			if ih.ID() == id {
+				return ih.Status
+			}
+		}
+		return ""
+	}
+	consultest.WaitFor(t, 10*time.Second, "web-1 recorded", func() error {
+		if statusOf() != health.Passing {
+			return fmt.Errorf("web-1 is %q", statusOf())
+		}
+		return nil
+	})
+	for _, status := range []string{api.HealthCritical, api.HealthPassing, api.HealthWarning} {
+		changed := time.Now()
+		if err := c.Agent().UpdateTTL("web-ttl", "", status); err != nil {
+			t.Fatal(err)
+		}
+		consultest.WaitFor(t, 5*time.Second, "change recorded", func() error {
+			if s := statusOf(); s != health.Status(status) {
+				return fmt.Errorf("web-1 is %s", s)
+			}
+			return nil
+		})
+		seen := time.Since(changed)
+		rec, err := st.Recording(context.Background(), id, changed.Add(-time.Minute), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The newest step of any of web-1's checks (its own and its node's) is the change.
+		var last health.Step
+		for _, steps := range rec.Checks {
+			if s := steps[len(steps)-1]; s.At.After(last.At) {
+				last = s
+			}
+		}
+		t.Logf("%s: in the store after %v, span starts %v after the change", status, seen.Round(time.Millisecond), last.At.Sub(changed).Round(time.Millisecond))
+		if seen > 2*time.Second || last.Status != health.Status(status) || last.At.Sub(changed) > 2*time.Second || last.At.Before(changed.Add(-time.Second)) {
+			t.Errorf("%s seen after %v, span %+v", status, seen, last)
+		}
+	}
+}
+
+func TestFollowsConsulAcrossRestart(t *testing.T) {
+	agent := consultest.Start(t)
+	st := openStore(t)
+	w := New(consulClient(t, agent), st, Config{Reconcile: time.Hour, MinQueryGap: 50 * time.Millisecond}, quiet)
+	runWatcher(t, w)
+	waitStatus(t, w, "watching", func(s Status) bool { return s.ConsulAvailable })
+	// Raise the index well above what a fresh agent starts from.
+	c := agent.Client()
+	for i := range 30 {
+		consultest.RegisterExternal(t, c, "churn", "10.0.0.9", &api.AgentService{ID: fmt.Sprintf("churn-%d", i), Service: "churn"})
+	}
+	agent.Stop()
+	agent.Restart()
+	// A dev agent comes back with an empty catalog and a small index: a
+	// new service must still be seen at once.
+	if err := agent.Client().Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "after", Name: "after",
+		Check: &api.AgentServiceCheck{TTL: "10m", Status: api.HealthWarning}}); err != nil {
+		t.Fatal(err)
+	}
+	consultest.WaitFor(t, 5*time.Second, "service registered after the restart", func() error {
+		for _, ih := range st.Current() {
+			if ih.Name == "after" && ih.Status == health.Warning {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d instances, none is 'after' in warning", len(st.Current()))
+	})
+}
+
+func TestNextIndex(t *testing.T) {
+	w := New(nil, nil, Config{}, quiet)
+	for _, tc := range []struct{ previous, index, want uint64 }{
+		{0, 17, 17}, {17, 17, 17}, {17, 40, 40}, {40, 12, 0}, {0, 0, 0},
+	} {
+		if got := w.nextIndex(tc.previous, tc.index); got != tc.want {
+			t.Errorf("nextIndex(%d, %d) = %d, want %d", tc.previous, tc.index, got, tc.want)
+		}
+	}
+	if resets := w.Status().IndexResets; resets != 1 {
+		t.Errorf("%d resets counted, want 1", resets)
+	}
+}
+
+func TestNoBusyLoopWhenQuiet(t *testing.T) {
+	t.Parallel()
+	agent := consultest.Start(t)
+	src := &countingSource{Client: consulClient(t, agent)}
+	w := New(src, openStore(t), Config{Reconcile: time.Hour, MinQueryGap: 100 * time.Millisecond}, quiet)
+	runWatcher(t, w)
+	waitStatus(t, w, "watching", func(s Status) bool { return s.ConsulAvailable })
+	time.Sleep(time.Second) // let the start-up reads settle
+	checks, catalog := src.checks.Load(), src.catalog.Load()
+	time.Sleep(30 * time.Second)
+	checks, catalog = src.checks.Load()-checks, src.catalog.Load()-catalog
+	t.Logf("30 s of quiet: %d health queries, %d catalog queries (blocking wait %v)", checks, catalog, DefaultMaxWait)
+	// Each loop re-asks when a blocking query times out: three times in 30 s.
+	if checks > 5 || catalog > 5 {
+		t.Errorf("busy loop: %d health and %d catalog queries in 30 s of quiet", checks, catalog)
+	}
+}
+
+func TestRateLimitUnderFlapping(t *testing.T) {
+	t.Parallel()
+	agent := consultest.Start(t)
+	c := agent.Client()
+	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "flappy", Name: "flappy",
+		Check: &api.AgentServiceCheck{CheckID: "flappy-ttl", TTL: "10m", Status: api.HealthPassing}}); err != nil {
+		t.Fatal(err)
+	}
+	src := &countingSource{Client: consulClient(t, agent)}
+	const gap = 500 * time.Millisecond
+	w := New(src, openStore(t), Config{Reconcile: time.Hour, MinQueryGap: gap}, quiet)
+	runWatcher(t, w)
+	waitStatus(t, w, "watching", func(s Status) bool { return s.ConsulAvailable })
+
+	start := src.checks.Load()
+	began := time.Now()
+	for i := 0; time.Since(began) < 5*time.Second; i++ {
+		status := []string{api.HealthCritical, api.HealthPassing}[i%2]
+		if err := c.Agent().UpdateTTL("flappy-ttl", "", status); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	queries := src.checks.Load() - start
+	allowed := int32(2 + 5*time.Second/gap + 1)
+	t.Logf("5 s of a check flapping every 20 ms: %d health queries (limit %d)", queries, allowed)
+	if queries > allowed || queries < 5 {
+		t.Errorf("%d health queries in 5 s with a %v gap", queries, gap)
 	}
 }
 
@@ -144,7 +330,7 @@ func TestWatcherSurvivesDatabaseErrors(t *testing.T) {
 	agent := consultest.Start(t)
 	rec := &failingRecorder{Store: openStore(t)}
 	rec.failing.Store(true)
-	w := New(consulClient(t, agent), rec, 50*time.Millisecond, quiet)
+	w := New(consulClient(t, agent), rec, fast, quiet)
 	runWatcher(t, w)
 
 	waitStatus(t, w, "database error reported", func(s Status) bool {
@@ -178,7 +364,7 @@ func (b *blockingRecorder) Record(ctx context.Context, at time.Time, snap health
 func TestShutdownLetsTheWriteFinish(t *testing.T) {
 	agent := consultest.Start(t)
 	rec := &blockingRecorder{Store: openStore(t), entered: make(chan struct{}, 1), release: make(chan struct{})}
-	w := New(consulClient(t, agent), rec, time.Hour, quiet)
+	w := New(consulClient(t, agent), rec, Config{Reconcile: time.Hour, MinQueryGap: 10 * time.Millisecond}, quiet)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
