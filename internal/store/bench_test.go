@@ -75,7 +75,7 @@ func BenchmarkThousandPolls(b *testing.B) {
 // of both, which is what the history takes on disk.
 func fileSize(b *testing.B, s *Store, path string) int64 {
 	b.Helper()
-	if _, err := s.writer.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+	if err := s.Checkpoint(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	var total int64

@@ -42,26 +42,45 @@ var pruneSteps = []struct{ what, query string }{
 		DELETE FROM observations WHERE id IN (SELECT id FROM observations WHERE end_ms < ?1 LIMIT ?2)`},
 }
 
-// Prune deletes history from before cutoff, a batch per transaction, and
-// returns how many rows went. Rows of instances and checks still in Consul
-// are never removed, only their older spans.
-func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
-	var deleted int64
+// Pruned tells what a Prune did.
+type Pruned struct {
+	Rows    int64
+	Batches int
+	// LongestBatch is the longest the writer was held by one batch: how
+	// long a poll could have waited for it.
+	LongestBatch time.Duration
+}
+
+// Prune deletes history from before cutoff, a batch per transaction. Rows
+// of instances and checks still in Consul are never removed, only their
+// older spans.
+func (s *Store) Prune(ctx context.Context, cutoff time.Time) (Pruned, error) {
+	var p Pruned
 	for _, step := range pruneSteps {
 		for {
+			started := time.Now()
 			res, err := s.writer.ExecContext(ctx, step.query, cutoff.UnixMilli(), PruneBatch)
 			if err != nil {
-				return deleted, fmt.Errorf("store: prune %s: %w", step.what, err)
+				return p, fmt.Errorf("store: prune %s: %w", step.what, err)
 			}
 			n, err := res.RowsAffected()
 			if err != nil {
-				return deleted, fmt.Errorf("store: prune %s: %w", step.what, err)
+				return p, fmt.Errorf("store: prune %s: %w", step.what, err)
 			}
-			deleted += n
+			p.Rows += n
+			p.Batches++
+			p.LongestBatch = max(p.LongestBatch, time.Since(started))
 			if n < PruneBatch {
 				break
 			}
 		}
 	}
-	return deleted, nil
+	return p, nil
+}
+
+// Checkpoint moves the write-ahead log into the database file and empties
+// it, so that file sizes tell what the history takes.
+func (s *Store) Checkpoint(ctx context.Context) error {
+	_, err := s.writer.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	return err
 }

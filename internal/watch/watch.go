@@ -370,7 +370,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // Pruner deletes history older than a cutoff.
 type Pruner interface {
-	Prune(ctx context.Context, cutoff time.Time) (int64, error)
+	Prune(ctx context.Context, cutoff time.Time) (store.Pruned, error)
 }
 
 // RunRetention deletes history older than retention at once and then every
@@ -386,12 +386,13 @@ func RunRetention(ctx context.Context, p Pruner, retention, interval time.Durati
 		}
 		cutoff := now().Add(-retention)
 		started := time.Now()
-		deleted, err := p.Prune(ctx, cutoff)
+		pruned, err := p.Prune(ctx, cutoff)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			log.Error("deleting old history failed", "err", err, "deleted", deleted)
-		case deleted > 0:
-			log.Info("deleted old history", "rows", deleted, "cutoff", cutoff, "took", time.Since(started))
+			log.Error("deleting old history failed", "err", err, "deleted", pruned.Rows)
+		case pruned.Rows > 0:
+			log.Info("deleted old history", "rows", pruned.Rows, "cutoff", cutoff, "took", time.Since(started),
+				"batches", pruned.Batches, "longest_batch", pruned.LongestBatch)
 		}
 		timer.Reset(interval)
 	}

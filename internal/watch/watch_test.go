@@ -393,7 +393,7 @@ type countingPruner struct {
 	cutoffs chan time.Time
 }
 
-func (c *countingPruner) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
+func (c *countingPruner) Prune(ctx context.Context, cutoff time.Time) (store.Pruned, error) {
 	c.calls.Add(1)
 	select {
 	case c.cutoffs <- cutoff:
