@@ -82,33 +82,108 @@ func WindowCount(now time.Time, granularity time.Duration) int {
 // 24 hours up to now, oldest first. The last window is the current one,
 // measured over its elapsed time only.
 func Windows(rec Recording, now time.Time, granularity time.Duration) []Window {
-	from := HistoryStart(now, granularity)
-	count := WindowCount(now, granularity)
-	spent := make([][bucketCount]time.Duration, count)
-
-	covered := intersect(intersect(rec.Observed, rec.Registered), []Period{{from, now}})
-	for _, seg := range covered {
-		forEachStatus(rec.Checks, seg, func(part Period, b bucket) {
-			addTime(spent, from, granularity, part, b)
-		})
-	}
-
-	windows := make([]Window, count)
-	for i := range windows {
-		start := from.Add(time.Duration(i) * granularity)
-		elapsed := earlier(start.Add(granularity), now).Sub(start)
-		parts := spent[i]
-		parts[bucketNoData] = elapsed - parts[bucketPassing] - parts[bucketWarning] - parts[bucketCritical]
-		pct := percentages(parts, elapsed)
-		windows[i] = Window{
-			Start:    start.UTC(),
-			Passing:  pct[bucketPassing],
-			Warning:  pct[bucketWarning],
-			Critical: pct[bucketCritical],
-			NoData:   pct[bucketNoData],
+	runs := Runs(rec, now, granularity)
+	windows := make([]Window, 0, WindowCount(now, granularity))
+	for _, r := range runs {
+		for i := range r.Count {
+			w := r.Window
+			w.Start = r.Window.Start.Add(time.Duration(i) * granularity)
+			windows = append(windows, w)
 		}
 	}
 	return windows
+}
+
+// Run is Count consecutive windows with the same shares; Window.Start is
+// the first one's start.
+type Run struct {
+	Count  int
+	Window Window
+}
+
+// Runs is Windows with consecutive equal windows merged. It is what the
+// batch history sends, and it is cheap: a window that lies wholly within
+// one unchanged stretch of status needs no arithmetic, so the cost follows
+// the number of changes rather than the number of windows.
+func Runs(rec Recording, now time.Time, granularity time.Duration) []Run {
+	from := HistoryStart(now, granularity)
+	count := WindowCount(now, granularity)
+	segs := segments(rec, from, now)
+	var runs []Run
+	add := func(n int, w Window) {
+		if last := len(runs) - 1; last >= 0 && sameShares(runs[last].Window, w) {
+			runs[last].Count += n
+			return
+		}
+		runs = append(runs, Run{Count: n, Window: w})
+	}
+	si := 0
+	for i := 0; i < count; {
+		start := from.Add(time.Duration(i) * granularity)
+		end := earlier(start.Add(granularity), now)
+		for !segs[si].End.After(start) {
+			si++
+		}
+		if seg := segs[si]; !seg.End.Before(end) {
+			// This window and the next ones wholly inside seg are all of
+			// seg's status.
+			n := count - i
+			if seg.End.Before(now) {
+				n = int(seg.End.Sub(start) / granularity)
+			}
+			var parts [bucketCount]time.Duration
+			parts[seg.bucket] = 1
+			add(n, window(start, percentages(parts, 1)))
+			i += n
+			continue
+		}
+		var parts [bucketCount]time.Duration
+		for sj := si; sj < len(segs) && segs[sj].Start.Before(end); sj++ {
+			parts[segs[sj].bucket] += earlier(segs[sj].End, end).Sub(later(segs[sj].Start, start))
+		}
+		add(1, window(start, percentages(parts, end.Sub(start))))
+		i++
+	}
+	return runs
+}
+
+func window(start time.Time, pct [bucketCount]float64) Window {
+	return Window{Start: start.UTC(), Passing: pct[bucketPassing], Warning: pct[bucketWarning], Critical: pct[bucketCritical], NoData: pct[bucketNoData]}
+}
+
+func sameShares(a, b Window) bool {
+	return a.Passing == b.Passing && a.Warning == b.Warning && a.Critical == b.Critical && a.NoData == b.NoData
+}
+
+// segment is a stretch of time with one history category.
+type segment struct {
+	Period
+	bucket bucket
+}
+
+// segments cuts [from, now) into consecutive stretches of one category
+// each: no data outside observed, registered time, else the worst check.
+func segments(rec Recording, from, now time.Time) []segment {
+	var segs []segment
+	add := func(p Period, b bucket) {
+		if last := len(segs) - 1; last >= 0 && segs[last].bucket == b && segs[last].End.Equal(p.Start) {
+			segs[last].End = p.End
+			return
+		}
+		segs = append(segs, segment{p, b})
+	}
+	cursor := from
+	for _, c := range intersect(intersect(rec.Observed, rec.Registered), []Period{{from, now}}) {
+		if c.Start.After(cursor) {
+			add(Period{cursor, c.Start}, bucketNoData)
+		}
+		forEachStatus(rec.Checks, c, add)
+		cursor = c.End
+	}
+	if cursor.Before(now) {
+		add(Period{cursor, now}, bucketNoData)
+	}
+	return segs
 }
 
 // forEachStatus calls fn for each stretch of seg in which the worst of the
@@ -133,36 +208,31 @@ func forEachStatus(checks [][]Step, seg Period, fn func(Period, bucket)) {
 	}
 }
 
-// bucketAt is the history category of the worst check status at t.
+// bucketAt is the history category of the worst check status at t, as
+// InstanceStatus would rank it; no check present at all is no data.
 func bucketAt(checks [][]Step, t time.Time) bucket {
-	var present []Check
+	worst, present := Passing, false
 	for _, steps := range checks {
 		i := sort.Search(len(steps), func(i int) bool { return steps[i].At.After(t) })
-		if i > 0 && steps[i-1].Status != "" {
-			present = append(present, Check{Status: steps[i-1].Status})
+		if i == 0 || steps[i-1].Status == "" {
+			continue
+		}
+		present = true
+		if s := steps[i-1].Status; s.severity() > worst.severity() {
+			worst = s
 		}
 	}
-	switch InstanceStatus(present) {
-	case Passing:
+	switch {
+	case !present:
+		return bucketNoData
+	case worst == Passing:
 		return bucketPassing
-	case Warning:
+	case worst == Warning:
 		return bucketWarning
-	case Critical, Maintenance:
-		// Consul takes an instance in maintenance out of service discovery
-		// exactly as it does a critical one.
-		return bucketCritical
 	}
-	return bucketNoData
-}
-
-// addTime adds part to the windows it overlaps.
-func addTime(spent [][bucketCount]time.Duration, from time.Time, granularity time.Duration, part Period, b bucket) {
-	i := int(part.Start.Sub(from) / granularity)
-	for start := part.Start; start.Before(part.End) && i < len(spent); i++ {
-		end := earlier(from.Add(time.Duration(i+1)*granularity), part.End)
-		spent[i][b] += end.Sub(start)
-		start = end
-	}
+	// Critical, and maintenance: Consul takes an instance in maintenance
+	// out of service discovery exactly as it does a critical one.
+	return bucketCritical
 }
 
 // percentages rounds parts/whole to tenths of a percent by largest remainder,

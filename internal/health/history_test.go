@@ -1,6 +1,8 @@
 package health
 
 import (
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -201,6 +203,98 @@ func TestPercentagesAlwaysSumTo100(t *testing.T) {
 			}
 			if tenths != 1000 {
 				t.Fatalf("parts %v sum to %d tenths", parts, tenths)
+			}
+		}
+	}
+}
+
+// TestRunsMatchSecondBySecond checks Runs and Windows against the rules
+// applied one second at a time, on random recordings whose changes all fall
+// on whole seconds, so that counting seconds is exact.
+func TestRunsMatchSecondBySecond(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	now := at(t, "12:07").Add(13 * time.Second)
+	statuses := []Status{Passing, Warning, Critical, Maintenance, ""}
+	randomTime := func() time.Time { return now.Add(-time.Duration(rng.IntN(26*3600)) * time.Second) }
+	periods := func(n int) []Period {
+		var cuts []time.Time
+		for range 2 * n {
+			cuts = append(cuts, randomTime())
+		}
+		slices.SortFunc(cuts, time.Time.Compare)
+		var ps []Period
+		for i := 0; i+1 < len(cuts); i += 2 {
+			if cuts[i].Before(cuts[i+1]) {
+				ps = append(ps, Period{cuts[i], cuts[i+1]})
+			}
+		}
+		return ps
+	}
+	statusAt := func(steps []Step, t time.Time) Status {
+		var s Status
+		for _, st := range steps {
+			if !st.At.After(t) {
+				s = st.Status
+			}
+		}
+		return s
+	}
+	for round := range 25 {
+		rec := Recording{Observed: periods(1 + rng.IntN(5)), Registered: periods(1 + rng.IntN(3))}
+		for range 1 + rng.IntN(3) {
+			var steps []Step
+			for range rng.IntN(40) {
+				steps = append(steps, Step{randomTime(), statuses[rng.IntN(len(statuses))]})
+			}
+			slices.SortFunc(steps, func(a, b Step) int { return a.At.Compare(b.At) })
+			rec.Checks = append(rec.Checks, steps)
+		}
+		for _, g := range []time.Duration{5 * time.Minute, time.Hour} {
+			got := Windows(rec, now, g)
+			from := HistoryStart(now, g)
+			for i, w := range got {
+				start := from.Add(time.Duration(i) * g)
+				end := earlier(start.Add(g), now)
+				var parts [bucketCount]time.Duration
+				for sec := start; sec.Before(end); sec = sec.Add(time.Second) {
+					in := func(ps []Period) bool {
+						for _, p := range ps {
+							if !sec.Before(p.Start) && sec.Before(p.End) {
+								return true
+							}
+						}
+						return false
+					}
+					b := bucketNoData
+					if in(rec.Observed) && in(rec.Registered) {
+						var present []Check
+						for _, steps := range rec.Checks {
+							if s := statusAt(steps, sec); s != "" {
+								present = append(present, Check{Status: s})
+							}
+						}
+						switch InstanceStatus(present) {
+						case Passing:
+							b = bucketPassing
+						case Warning:
+							b = bucketWarning
+						case Critical, Maintenance:
+							b = bucketCritical
+						}
+					}
+					parts[b] += time.Second
+				}
+				want := window(start, percentages(parts, end.Sub(start)))
+				if w != want {
+					t.Fatalf("round %d, %v windows, window %d: got %+v, want %+v", round, g, i, w, want)
+				}
+			}
+			// Runs are Windows merged: never two equal neighbours.
+			runs := Runs(rec, now, g)
+			for i := 1; i < len(runs); i++ {
+				if sameShares(runs[i-1].Window, runs[i].Window) {
+					t.Fatalf("runs %d and %d are equal and not merged", i-1, i)
+				}
 			}
 		}
 	}

@@ -101,7 +101,17 @@ func (s *Store) loadCurrent(ctx context.Context) error {
 // Current returns the instances in Consul at the last successful poll, or
 // as the database last knew them before a restart. The slice is shared:
 // callers must not modify it.
-func (s *Store) Current() []health.InstanceHealth { return *s.current.Load() }
+func (s *Store) Current() []health.InstanceHealth { return s.current.Load().Instances }
+
+// Published is Current with a version that changes whenever it does, so
+// that what is derived from it (an encoded response) can be kept until then.
+type Published struct {
+	Instances []health.InstanceHealth
+	Version   uint64
+}
+
+// Published returns Current and its version, read together.
+func (s *Store) Published() Published { return *s.current.Load() }
 
 func (s *Store) publishCurrent() {
 	snap := health.Snapshot{
@@ -114,8 +124,11 @@ func (s *Store) publishCurrent() {
 	for _, sc := range s.checks {
 		snap.Checks = append(snap.Checks, sc.Check)
 	}
-	current := health.Evaluate(snap)
-	s.current.Store(&current)
+	var version uint64
+	if old := s.current.Load(); old != nil {
+		version = old.Version + 1
+	}
+	s.current.Store(&Published{Instances: health.Evaluate(snap), Version: version})
 }
 
 // LastRecorded is when the newest recorded poll happened, zero if none was.

@@ -19,8 +19,6 @@ import (
 	"sync/atomic"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
-
-	"github.com/consul-monitor/consul-monitor/internal/health"
 )
 
 //go:embed migrations/*.sql
@@ -45,7 +43,7 @@ type Store struct {
 
 	// current is what /api/services shows, rebuilt only when a poll changes
 	// something, so that readers never wait for a poll.
-	current atomic.Pointer[[]health.InstanceHealth]
+	current atomic.Pointer[Published]
 	// openObservation is the observations row the watcher is extending, or
 	// 0 when the last attempt to observe Consul failed or none was made
 	// since start. History extends that row up to now.

@@ -1,13 +1,20 @@
 package web
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/consul-monitor/consul-monitor/internal/health"
+	"github.com/consul-monitor/consul-monitor/internal/store"
+	"github.com/consul-monitor/consul-monitor/internal/watch"
 )
 
 type servicesResponse struct {
@@ -42,20 +49,76 @@ type checkJSON struct {
 // listServices answers with the instances of the last successful poll. When
 // Consul cannot be reached they are the last known ones, with the reason.
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request) error {
-	status := s.watcher.Status()
+	body := s.services.get(s.store.Published(), s.watcher.Status(), s.store.LastRecorded())
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Vary", "Accept-Encoding")
+	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		h.Set("Content-Encoding", "gzip")
+		_, _ = w.Write(body.gzipped())
+		return nil
+	}
+	_, _ = w.Write(body.plain)
+	return nil
+}
+
+// servicesCache keeps the encoded /api/services answer while nothing in it
+// changes: with thousands of instances, encoding is nearly all of a
+// request's cost, and the answer changes only when the watcher records.
+type servicesCache struct {
+	mu   sync.Mutex
+	key  servicesKey
+	body *encodedServices
+}
+
+type servicesKey struct {
+	version  uint64
+	status   watch.Status
+	recorded time.Time
+}
+
+type encodedServices struct {
+	plain    []byte
+	gzipOnce sync.Once
+	gzip     []byte
+}
+
+// gzipped compresses the answer the first time a client accepts gzip.
+func (e *encodedServices) gzipped() []byte {
+	e.gzipOnce.Do(func() {
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+		_, _ = zw.Write(e.plain)
+		_ = zw.Close()
+		e.gzip = buf.Bytes()
+	})
+	return e.gzip
+}
+
+func (c *servicesCache) get(current store.Published, status watch.Status, recorded time.Time) *encodedServices {
+	key := servicesKey{version: current.Version, status: status, recorded: recorded}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.body != nil && c.key == key {
+		return c.body
+	}
 	resp := servicesResponse{
 		Status:          "success",
 		ConsulAvailable: status.ConsulAvailable,
-		LastPoll:        optionalTime(s.store.LastRecorded()),
+		LastPoll:        optionalTime(recorded),
 		Error:           optionalString(status.Error),
+		Services:        make([]serviceJSON, len(current.Instances)),
 	}
-	current := s.store.Current()
-	resp.Services = make([]serviceJSON, len(current))
-	for i, inst := range current {
+	for i, inst := range current.Instances {
 		resp.Services[i] = toServiceJSON(inst)
 	}
-	writeJSON(w, http.StatusOK, resp)
-	return nil
+	plain, err := json.Marshal(resp)
+	if err != nil {
+		plain = []byte(`{"error":"internal error"}`)
+	}
+	c.key, c.body = key, &encodedServices{plain: append(plain, '\n')}
+	return c.body
 }
 
 func toServiceJSON(inst health.InstanceHealth) serviceJSON {
@@ -150,22 +213,15 @@ func (s *Server) allHistory(w http.ResponseWriter, r *http.Request) error {
 		Services:    make(map[string][][5]float64, len(recordings)),
 	}
 	for id, rec := range recordings {
-		resp.Services[id] = runs(health.Windows(rec, now, window))
+		runs := health.Runs(rec, now, window)
+		encoded := make([][5]float64, len(runs))
+		for i, r := range runs {
+			encoded[i] = [5]float64{float64(r.Count), r.Window.Passing, r.Window.Warning, r.Window.Critical, r.Window.NoData}
+		}
+		resp.Services[id] = encoded
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
-}
-
-func runs(windows []health.Window) [][5]float64 {
-	var out [][5]float64
-	for _, w := range windows {
-		if n := len(out); n > 0 && out[n-1][1] == w.Passing && out[n-1][2] == w.Warning && out[n-1][3] == w.Critical && out[n-1][4] == w.NoData {
-			out[n-1][0]++
-			continue
-		}
-		out = append(out, [5]float64{1, w.Passing, w.Warning, w.Critical, w.NoData})
-	}
-	return out
 }
 
 // granularity is the request's granularity parameter, or else the browser's

@@ -22,7 +22,7 @@ const MaxBodyBytes = 64 << 10
 
 // Store is the part of the history store the API reads.
 type Store interface {
-	Current() []health.InstanceHealth
+	Published() store.Published
 	LastRecorded() time.Time
 	Recording(ctx context.Context, id string, from, now time.Time) (health.Recording, error)
 	Recordings(ctx context.Context, from, now time.Time) (map[string]health.Recording, error)
@@ -40,6 +40,7 @@ type Server struct {
 	watcher  Watcher
 	settings settingsCookie
 	assets   *assets
+	services servicesCache
 	log      *slog.Logger
 	mux      *http.ServeMux
 	// Now is the clock; tests replace it.

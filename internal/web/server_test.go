@@ -1,6 +1,7 @@
 package web
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -341,5 +342,57 @@ func TestAllHistory(t *testing.T) {
 	}
 	if code, _, _ := ts.do(t, "GET", "/api/history?granularity=7", ""); code != 400 {
 		t.Errorf("bad granularity: %d", code)
+	}
+}
+
+func TestServicesAnswerFollowsChangesAndGzip(t *testing.T) {
+	ts := newTestServer(t)
+	get := func(gz bool) []byte {
+		req, _ := http.NewRequest("GET", ts.URL+"/api/services", nil)
+		if gz {
+			req.Header.Set("Accept-Encoding", "gzip")
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body io.Reader = resp.Body
+		if gz {
+			if resp.Header.Get("Content-Encoding") != "gzip" {
+				t.Fatalf("no gzip: %v", resp.Header)
+			}
+			zr, err := gzip.NewReader(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = zr
+		}
+		b, err := io.ReadAll(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	plain := get(false)
+	if zipped := get(true); string(zipped) != string(plain) {
+		t.Errorf("gzip and plain answers differ")
+	}
+	// A new poll with a changed status must show at once, not a kept answer.
+	snap := health.Snapshot{
+		Instances: []health.Instance{{Node: "n1", ServiceID: "web-1", Name: "web", Address: "10.0.0.1", Port: 8443}},
+		Checks:    []health.Check{{Node: "n1", CheckID: "web-ttl", ServiceID: "web-1", Status: health.Critical}},
+	}
+	if _, err := ts.store.Record(context.Background(), pollTime.Add(40*time.Minute), snap); err != nil {
+		t.Fatal(err)
+	}
+	after := decode[servicesResponse](t, get(true))
+	if len(after.Services) != 1 || after.Services[0].CurrentStatus != health.Critical || after.LastPoll == nil || !after.LastPoll.Equal(pollTime.Add(40*time.Minute)) {
+		t.Errorf("after a new poll: %+v", after)
+	}
+	// So must a change in the watcher's status.
+	ts.watcher.status = watch.Status{Error: "connection refused"}
+	if got := decode[servicesResponse](t, get(false)); got.ConsulAvailable || got.Error == nil {
+		t.Errorf("after the watcher lost Consul: %+v", got)
 	}
 }
