@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -9,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/heapprofiler"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/hashicorp/consul/api"
 
@@ -98,32 +95,20 @@ func BenchmarkDashboard(b *testing.B) {
 	})
 
 	b.Run("200-refreshes-1000", func(b *testing.B) {
-		heap := func() float64 {
-			var used float64
-			br.run(b, chromedp.ActionFunc(func(ctx context.Context) error {
-				if err := heapprofiler.CollectGarbage().Do(ctx); err != nil {
-					return err
-				}
-				u, _, _, _, err := runtime.GetHeapUsage().Do(ctx)
-				used = u
-				return err
-			}))
-			return used
-		}
 		br.open(b, m)
 		var before, after100, after200 float64
 		var elapsed time.Duration
 		for b.Loop() {
-			before = heap()
+			before = br.heapAfterGC(b)
 			start := time.Now()
 			for i := range 200 {
 				br.clickRefresh(b)
 				if i == 99 {
-					after100 = heap()
+					after100 = br.heapAfterGC(b)
 				}
 			}
 			elapsed = time.Since(start)
-			after200 = heap()
+			after200 = br.heapAfterGC(b)
 		}
 		b.ReportMetric(before/1e6, "MB-heap-start")
 		b.ReportMetric(after100/1e6, "MB-heap-100")

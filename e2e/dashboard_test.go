@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"os"
@@ -13,8 +12,6 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/cdproto/heapprofiler"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/hashicorp/consul/api"
@@ -314,26 +311,14 @@ func TestDashboard(t *testing.T) {
 	})
 
 	t.Run("charts are reused, not piled up, over 200 refreshes", func(t *testing.T) {
-		heap := func() float64 {
-			var used float64
-			b.run(t, chromedp.ActionFunc(func(ctx context.Context) error {
-				if err := heapprofiler.CollectGarbage().Do(ctx); err != nil {
-					return err
-				}
-				u, _, _, _, err := runtime.GetHeapUsage().Do(ctx)
-				used = u
-				return err
-			}))
-			return used
-		}
 		var chartsBefore, nodesBefore, chartsAfter, nodesAfter int
 		b.eval(t, `Object.keys(Chart.instances).length`, &chartsBefore)
 		b.eval(t, `document.getElementsByTagName('*').length`, &nodesBefore)
-		heapBefore := heap()
+		heapBefore := b.heapAfterGC(t)
 		for range 200 {
 			b.clickRefresh(t)
 		}
-		heapAfter := heap()
+		heapAfter := b.heapAfterGC(t)
 		b.eval(t, `Object.keys(Chart.instances).length`, &chartsAfter)
 		b.eval(t, `document.getElementsByTagName('*').length`, &nodesAfter)
 		t.Logf("JS heap after GC: %.0f KiB before, %.0f KiB after 200 refreshes; %d charts, %d DOM nodes", heapBefore/1024, heapAfter/1024, chartsAfter, nodesAfter)

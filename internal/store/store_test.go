@@ -217,8 +217,14 @@ func TestPrune(t *testing.T) {
 	// one at 12:00, which is the status at the cutoff and must stay; svc-1
 	// left at 13:00, after the cutoff, so it stays too.
 	cutoff := t0.Add(150 * time.Minute)
-	if _, err := s.Prune(context.Background(), cutoff); err != nil {
+	pruned, err := s.Prune(context.Background(), cutoff)
+	if err != nil {
 		t.Fatal(err)
+	}
+	// svc-0's passing and warning spans, and the first observation period;
+	// each of the five steps ran one batch.
+	if pruned.Rows != 3 || pruned.Batches != len(pruneSteps) || pruned.LongestBatch <= 0 {
+		t.Errorf("pruned %+v", pruned)
 	}
 	if got := countRows(t, s, "check_spans"); got != 4 {
 		t.Errorf("%d spans after pruning, want 4 (svc-0 critical, serfHealth, svc-1 passing and gone)", got)
