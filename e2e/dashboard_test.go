@@ -247,6 +247,17 @@ func TestDashboard(t *testing.T) {
 		if warning < 40 || warning > 60 {
 			t.Errorf("web's hourly warning percentages add up to %v, want 50 (30 minutes)", warning)
 		}
+		// The tooltip of a bar names its window in local time and its shares.
+		var tooltip struct{ Title, Label string }
+		b.eval(t, `(() => {
+			const ch = Chart.getChart(document.querySelector('canvas[data-chart="group:web"]'));
+			const cb = ch.options.plugins.tooltip.callbacks;
+			const i = ch.data.labels.length - 2;
+			return {Title: cb.title([{dataIndex: i}]), Label: cb.label({dataset: ch.data.datasets[0], parsed: {y: ch.data.datasets[0].data[i]}})};
+		})()`, &tooltip)
+		if !strings.Contains(tooltip.Title, " – ") || !strings.HasPrefix(tooltip.Label, "Passing: ") || !strings.HasSuffix(tooltip.Label, "%") {
+			t.Errorf("tooltip %+v", tooltip)
+		}
 		b.reload(t)
 		var selected string
 		b.eval(t, `document.getElementById('granularity').value`, &selected)
