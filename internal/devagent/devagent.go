@@ -92,16 +92,6 @@ func (a *Agent) Config() *api.Config {
 // Client is an API client for this agent.
 func (a *Agent) Client() (*api.Client, error) { return api.NewClient(a.Config()) }
 
-// Pid is the agent's process ID, or 0 when it is stopped.
-func (a *Agent) Pid() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.cmd == nil {
-		return 0
-	}
-	return a.cmd.Process.Pid
-}
-
 // Stop kills the agent, as a crash or a lost host would. A dev agent keeps
 // its catalog in memory, so it is empty after a Restart.
 func (a *Agent) Stop() {
