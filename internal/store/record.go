@@ -19,11 +19,15 @@ type checkKey struct{ node, checkID string }
 type storedInstance struct {
 	id int64
 	health.Instance
+	// seen is the generation of the last Apply that found the instance,
+	// which tells, after a delivery, which instances have gone.
+	seen uint64
 }
 
 type storedCheck struct {
 	id int64
 	health.Check
+	seen uint64
 }
 
 // Written counts the rows one Record inserted or updated.
@@ -46,14 +50,14 @@ func (w Written) Total() int { return w.Spans + w.Catalog + w.Observations }
 // poll, so that the first poll after a restart writes only what changed
 // while the monitor was down.
 func (s *Store) loadCurrent(ctx context.Context) error {
-	s.instances = make(map[instanceKey]storedInstance)
-	s.checks = make(map[checkKey]storedCheck)
+	s.instances = make(map[instanceKey]*storedInstance)
+	s.checks = make(map[checkKey]*storedCheck)
 	rows, err := s.reader.QueryContext(ctx, `SELECT id, node, service_id, name, address, port, tags, meta FROM instances WHERE registered = 1`)
 	if err != nil {
 		return fmt.Errorf("store: load instances: %w", err)
 	}
 	for rows.Next() {
-		var si storedInstance
+		si := &storedInstance{}
 		var tags, meta string
 		if err := rows.Scan(&si.id, &si.Node, &si.ServiceID, &si.Name, &si.Address, &si.Port, &tags, &meta); err != nil {
 			rows.Close()
@@ -80,7 +84,7 @@ func (s *Store) loadCurrent(ctx context.Context) error {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var sc storedCheck
+		sc := &storedCheck{}
 		if err := rows.Scan(&sc.id, &sc.Node, &sc.CheckID, &sc.ServiceID, &sc.Name, &sc.Status, &sc.Output); err != nil {
 			return fmt.Errorf("store: load checks: %w", err)
 		}
@@ -149,15 +153,37 @@ func (s *Store) EndObservation() { s.openObservation.Store(0) }
 // EndObservation came after it.
 func (s *Store) Observing() bool { return s.openObservation.Load() != 0 }
 
-// Record stores what a poll saw at the moment at, in one transaction: rows
-// for instances and checks that appeared, changed or went away since the
-// last poll, and the extension of the current observation period. A failed
-// Record leaves the database and the in-memory state as they were, and
-// ends the observation period, since what happened since is unknown.
+// Changes is one delivery from Consul. A nil part has not changed since the
+// last Apply and is not compared again; an empty one means Consul has none.
+type Changes struct {
+	Instances []health.Instance
+	Checks    []health.Check
+}
+
+// Record stores a full snapshot of Consul seen at the moment at: Apply
+// with both parts.
 func (s *Store) Record(ctx context.Context, at time.Time, snap health.Snapshot) (Written, error) {
+	c := Changes{Instances: snap.Instances, Checks: snap.Checks}
+	if c.Instances == nil {
+		c.Instances = []health.Instance{}
+	}
+	if c.Checks == nil {
+		c.Checks = []health.Check{}
+	}
+	return s.Apply(ctx, at, c)
+}
+
+// Apply stores what Consul showed at the moment at, in one transaction:
+// rows for instances and checks that appeared, changed or went away since
+// the last Apply, and the extension of the current observation period.
+// Only the parts c carries are compared, so a health change costs nothing
+// for the catalog. A failed Apply leaves the database and the in-memory
+// state as they were, and ends the observation period, since what happened
+// since is unknown.
+func (s *Store) Apply(ctx context.Context, at time.Time, c Changes) (Written, error) {
 	s.recordMu.Lock()
 	defer s.recordMu.Unlock()
-	written, err := s.record(ctx, at.UnixMilli(), snap)
+	written, err := s.apply(ctx, at.UnixMilli(), c)
 	if err != nil {
 		s.EndObservation()
 		return Written{}, fmt.Errorf("store: record poll: %w", err)
@@ -165,68 +191,78 @@ func (s *Store) Record(ctx context.Context, at time.Time, snap health.Snapshot) 
 	return written, nil
 }
 
-// pendingChanges are the in-memory updates that a Record applies once its
+// pendingChanges are the in-memory updates that an Apply makes once its
 // transaction has committed.
 type pendingChanges struct {
-	instances       map[instanceKey]storedInstance
+	instances       map[instanceKey]*storedInstance
 	goneInstances   []instanceKey
-	checks          map[checkKey]storedCheck
+	checks          map[checkKey]*storedCheck
 	goneChecks      []checkKey
 	openObservation int64
 }
 
-func (s *Store) record(ctx context.Context, atMs int64, snap health.Snapshot) (Written, error) {
+func (s *Store) apply(ctx context.Context, atMs int64, c Changes) (Written, error) {
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return Written{}, err
 	}
 	defer tx.Rollback()
 	w := &txWriter{ctx: ctx, tx: tx, atMs: atMs}
-	pending := pendingChanges{instances: map[instanceKey]storedInstance{}, checks: map[checkKey]storedCheck{}}
+	pending := pendingChanges{instances: map[instanceKey]*storedInstance{}, checks: map[checkKey]*storedCheck{}}
+	// Entries still present are marked with this Apply's generation; the
+	// marks are not state, so a rolled back Apply leaves nothing wrong.
+	s.generation++
+	gen := s.generation
 
-	seenInstances := make(map[instanceKey]bool, len(snap.Instances))
-	for _, inst := range snap.Instances {
-		k := instanceKey{inst.Node, inst.ServiceID}
-		seenInstances[k] = true
-		old, known := s.instances[k]
-		if known && sameCatalogEntry(old.Instance, inst) {
-			continue
-		}
-		id, err := w.saveInstance(inst, !known)
-		if err != nil {
-			return Written{}, err
-		}
-		pending.instances[k] = storedInstance{id: id, Instance: inst}
-	}
-	for k, old := range s.instances {
-		if !seenInstances[k] {
-			if err := w.deregisterInstance(old.id); err != nil {
+	if c.Instances != nil {
+		for _, inst := range c.Instances {
+			k := instanceKey{inst.Node, inst.ServiceID}
+			old := s.instances[k]
+			if old != nil {
+				old.seen = gen
+				if sameCatalogEntry(old.Instance, inst) {
+					continue
+				}
+			}
+			id, err := w.saveInstance(inst, old == nil)
+			if err != nil {
 				return Written{}, err
 			}
-			pending.goneInstances = append(pending.goneInstances, k)
+			pending.instances[k] = &storedInstance{id: id, Instance: inst, seen: gen}
+		}
+		for k, old := range s.instances {
+			if old.seen != gen {
+				if err := w.deregisterInstance(old.id); err != nil {
+					return Written{}, err
+				}
+				pending.goneInstances = append(pending.goneInstances, k)
+			}
 		}
 	}
 
-	seenChecks := make(map[checkKey]bool, len(snap.Checks))
-	for _, c := range snap.Checks {
-		k := checkKey{c.Node, c.CheckID}
-		seenChecks[k] = true
-		old, known := s.checks[k]
-		if known && old.Check == c {
-			continue
-		}
-		id, err := w.saveCheck(c, old, known)
-		if err != nil {
-			return Written{}, err
-		}
-		pending.checks[k] = storedCheck{id: id, Check: c}
-	}
-	for k, old := range s.checks {
-		if !seenChecks[k] {
-			if err := w.removeCheck(old.id); err != nil {
+	if c.Checks != nil {
+		for _, check := range c.Checks {
+			k := checkKey{check.Node, check.CheckID}
+			old := s.checks[k]
+			if old != nil {
+				old.seen = gen
+				if old.Check == check {
+					continue
+				}
+			}
+			id, err := w.saveCheck(check, old)
+			if err != nil {
 				return Written{}, err
 			}
-			pending.goneChecks = append(pending.goneChecks, k)
+			pending.checks[k] = &storedCheck{id: id, Check: check, seen: gen}
+		}
+		for k, old := range s.checks {
+			if old.seen != gen {
+				if err := w.removeCheck(old.id); err != nil {
+					return Written{}, err
+				}
+				pending.goneChecks = append(pending.goneChecks, k)
+			}
 		}
 	}
 
@@ -237,12 +273,12 @@ func (s *Store) record(ctx context.Context, atMs int64, snap health.Snapshot) (W
 	if err := tx.Commit(); err != nil {
 		return Written{}, err
 	}
-	s.apply(pending)
+	s.applyPending(pending)
 	s.lastRecordedMs.Store(atMs)
 	return w.written, nil
 }
 
-func (s *Store) apply(p pendingChanges) {
+func (s *Store) applyPending(p pendingChanges) {
 	changed := len(p.instances)+len(p.goneInstances)+len(p.checks)+len(p.goneChecks) > 0
 	maps.Copy(s.instances, p.instances)
 	for _, k := range p.goneInstances {
@@ -321,11 +357,13 @@ func (w *txWriter) registration(id int64, registered bool) error {
 	return nil
 }
 
-// saveCheck writes a check that is new or differs from old, and a span when
-// its status changed.
-func (w *txWriter) saveCheck(c health.Check, old storedCheck, known bool) (int64, error) {
-	id := old.id
+// saveCheck writes a check that is new (old is nil) or differs from old,
+// and a span when its status changed.
+func (w *txWriter) saveCheck(c health.Check, old *storedCheck) (int64, error) {
+	known := old != nil
+	var id int64
 	if known {
+		id = old.id
 		if _, err := w.tx.ExecContext(w.ctx, `UPDATE checks SET service_id = ?, name = ?, status = ?, output = ? WHERE id = ?`,
 			c.ServiceID, c.Name, string(c.Status), c.Output, id); err != nil {
 			return 0, fmt.Errorf("update check %s on %s: %w", c.CheckID, c.Node, err)

@@ -37,9 +37,10 @@ type Store struct {
 	// recordMu makes Record calls one at a time; the fields below it are the
 	// database's current rows, kept in memory so that a poll is compared
 	// with them instead of re-read, and are touched only by Record.
-	recordMu  sync.Mutex
-	instances map[instanceKey]storedInstance
-	checks    map[checkKey]storedCheck
+	recordMu   sync.Mutex
+	instances  map[instanceKey]*storedInstance
+	checks     map[checkKey]*storedCheck
+	generation uint64
 
 	// current is what /api/services shows, rebuilt only when a poll changes
 	// something, so that readers never wait for a poll.

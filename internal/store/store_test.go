@@ -326,3 +326,35 @@ func TestRecordingsMatchRecording(t *testing.T) {
 		}
 	}
 }
+
+func TestApplyComparesOnlyWhatItCarries(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "h.db"))
+	snap := cluster(3)
+	mustRecord(t, s, t0, snap)
+
+	// A health delivery: checks only. The instances stay, unread.
+	changed := withCheckStatus(snap, "service:svc-1", health.Critical)
+	w, err := s.Apply(context.Background(), t0.Add(time.Minute), Changes{Checks: changed.Checks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w != (Written{Spans: 1, Catalog: 1, Observations: 1}) || len(s.Current()) != 3 || s.Current()[1].Status != health.Critical {
+		t.Errorf("checks-only delivery wrote %+v, current %+v", w, s.Current())
+	}
+	// A catalog delivery: instances only. One goes; the checks stay as they were.
+	w, err = s.Apply(context.Background(), t0.Add(2*time.Minute), Changes{Instances: snap.Instances[:2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w != (Written{Spans: 1, Catalog: 1, Observations: 1}) || len(s.Current()) != 2 || s.Current()[1].Status != health.Critical {
+		t.Errorf("instances-only delivery wrote %+v, current %+v", w, s.Current())
+	}
+	// An empty part is not a missing one: no checks at all removes them.
+	w, err = s.Apply(context.Background(), t0.Add(3*time.Minute), Changes{Checks: []health.Check{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Spans != 4 || s.Current()[0].Status != health.Unknown {
+		t.Errorf("empty checks delivery wrote %+v, current %+v", w, s.Current())
+	}
+}

@@ -22,9 +22,10 @@ type Source interface {
 	Instances(ctx context.Context) ([]health.Instance, error)
 }
 
-// Recorder stores what the watcher saw.
+// Recorder stores what the watcher saw. A nil part of the changes has not
+// changed since the last Apply.
 type Recorder interface {
-	Record(ctx context.Context, at time.Time, snap health.Snapshot) (store.Written, error)
+	Apply(ctx context.Context, at time.Time, c store.Changes) (store.Written, error)
 	// EndObservation says Consul is not being observed from now on.
 	EndObservation()
 }
@@ -130,8 +131,11 @@ func (w *Watcher) Run(ctx context.Context) {
 	loops.Go(func() { w.reconcile(ctx, updates) })
 	defer loops.Wait()
 
-	var snap health.Snapshot
-	var haveChecks, haveInstances bool
+	// The first write needs both halves; after it, each delivery carries
+	// only what changed. Parts a failed write carried are kept and sent
+	// again with the next one, so no change is lost to a database error.
+	var unsaved store.Changes
+	started := false
 	for {
 		var u update
 		select {
@@ -145,36 +149,40 @@ func (w *Watcher) Run(ctx context.Context) {
 			continue
 		}
 		if u.checks != nil {
-			snap.Checks, haveChecks = u.checks, true
+			unsaved.Checks = u.checks
 		}
 		if u.instances != nil {
-			snap.Instances, haveInstances = u.instances, true
+			unsaved.Instances = u.instances
 		}
-		if !haveChecks || !haveInstances {
-			continue // the first record needs both halves
+		if !started && (unsaved.Checks == nil || unsaved.Instances == nil) {
+			continue
 		}
-		w.record(ctx, u.at, snap)
+		if w.record(ctx, u.at, unsaved) {
+			started, unsaved = true, store.Changes{}
+		}
 	}
 }
 
-func (w *Watcher) record(ctx context.Context, at time.Time, snap health.Snapshot) {
+// record applies c and reports whether it was stored.
+func (w *Watcher) record(ctx context.Context, at time.Time, c store.Changes) bool {
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-	written, err := w.recorder.Record(recordCtx, at, snap)
+	written, err := w.recorder.Apply(recordCtx, at, c)
 	cancel()
 	if err != nil {
 		w.log.Error("recording Consul's state failed", "err", err)
 		w.setStatus(func(s *Status) { s.ConsulAvailable, s.Error = true, "recording history failed: "+err.Error() })
-		return
+		return false
 	}
 	if written.Spans > 0 {
 		w.log.Debug("recorded changes", "spans", written.Spans, "rows", written.Total())
 	}
 	w.setStatus(func(s *Status) {
 		if !s.ConsulAvailable {
-			w.log.Info("watching Consul", "instances", len(snap.Instances), "checks", len(snap.Checks))
+			w.log.Info("watching Consul", "instances", len(c.Instances), "checks", len(c.Checks))
 		}
 		s.ConsulAvailable, s.LastPoll, s.Error = true, at, ""
 	})
+	return true
 }
 
 // send delivers u unless ctx ends first.

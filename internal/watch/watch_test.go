@@ -130,14 +130,14 @@ type overlapRecorder struct {
 	calls            atomic.Int32
 }
 
-func (o *overlapRecorder) Record(ctx context.Context, at time.Time, snap health.Snapshot) (store.Written, error) {
+func (o *overlapRecorder) Apply(ctx context.Context, at time.Time, c store.Changes) (store.Written, error) {
 	if n := o.running.Add(1); n > o.maxSeen.Load() {
 		o.maxSeen.Store(n)
 	}
 	defer o.running.Add(-1)
 	o.calls.Add(1)
 	time.Sleep(30 * time.Millisecond)
-	return o.Store.Record(ctx, at, snap)
+	return o.Store.Apply(ctx, at, c)
 }
 
 func TestQueriesAndWritesNeverOverlap(t *testing.T) {
@@ -318,29 +318,56 @@ type failingRecorder struct {
 	failing atomic.Bool
 }
 
-func (f *failingRecorder) Record(ctx context.Context, at time.Time, snap health.Snapshot) (store.Written, error) {
+func (f *failingRecorder) Apply(ctx context.Context, at time.Time, c store.Changes) (store.Written, error) {
 	if f.failing.Load() {
 		f.Store.EndObservation()
 		return store.Written{}, errors.New("disk I/O error")
 	}
-	return f.Store.Record(ctx, at, snap)
+	return f.Store.Apply(ctx, at, c)
 }
 
 func TestWatcherSurvivesDatabaseErrors(t *testing.T) {
 	agent := consultest.Start(t)
+	c := agent.Client()
+	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "web-1", Name: "web",
+		Check: &api.AgentServiceCheck{CheckID: "web-ttl", TTL: "10m", Status: api.HealthPassing}}); err != nil {
+		t.Fatal(err)
+	}
 	rec := &failingRecorder{Store: openStore(t)}
-	rec.failing.Store(true)
-	w := New(consulClient(t, agent), rec, fast, quiet)
+	// No reconciliation: only what the watch delivered, kept across the
+	// failure, can bring the change in.
+	w := New(consulClient(t, agent), rec, Config{Reconcile: time.Hour, MinQueryGap: 20 * time.Millisecond, MaxWait: time.Second}, quiet)
 	runWatcher(t, w)
+	webStatus := func() health.Status {
+		for _, ih := range rec.Current() {
+			if ih.Name == "web" {
+				return ih.Status
+			}
+		}
+		return ""
+	}
+	consultest.WaitFor(t, 10*time.Second, "web-1 recorded", func() error {
+		if s := webStatus(); s != health.Passing {
+			return fmt.Errorf("web-1 is %q", s)
+		}
+		return nil
+	})
 
+	rec.failing.Store(true)
+	if err := c.Agent().UpdateTTL("web-ttl", "", api.HealthCritical); err != nil {
+		t.Fatal(err)
+	}
 	waitStatus(t, w, "database error reported", func(s Status) bool {
 		return s.ConsulAvailable && s.Error == "recording history failed: disk I/O error"
 	})
 	rec.failing.Store(false)
-	waitStatus(t, w, "recovery", func(s Status) bool { return s.Error == "" && !s.LastPoll.IsZero() })
-	if len(rec.Current()) == 0 {
-		t.Error("nothing recorded after the database recovered")
-	}
+	waitStatus(t, w, "recovery", func(s Status) bool { return s.Error == "" })
+	consultest.WaitFor(t, 10*time.Second, "the change made during the failure recorded", func() error {
+		if s := webStatus(); s != health.Critical {
+			return fmt.Errorf("web-1 is %q", s)
+		}
+		return nil
+	})
 }
 
 // blockingRecorder holds every Record until released.
@@ -352,11 +379,11 @@ type blockingRecorder struct {
 	ctxErr   atomic.Value
 }
 
-func (b *blockingRecorder) Record(ctx context.Context, at time.Time, snap health.Snapshot) (store.Written, error) {
+func (b *blockingRecorder) Apply(ctx context.Context, at time.Time, c store.Changes) (store.Written, error) {
 	b.entered <- struct{}{}
 	<-b.release
 	b.ctxErr.Store(fmt.Sprint(ctx.Err()))
-	w, err := b.Store.Record(ctx, at, snap)
+	w, err := b.Store.Apply(ctx, at, c)
 	b.finished.Store(err == nil)
 	return w, err
 }
