@@ -140,6 +140,12 @@ func (w *Watcher) Run(ctx context.Context) {
 		var u update
 		select {
 		case <-ctx.Done():
+			// Until now the health watch was live and would have answered
+			// any change, so Consul was observed up to this moment: say so,
+			// or the time since the last write would read as a gap.
+			if started && w.Status().ConsulAvailable {
+				w.record(ctx, w.Now(), unsaved)
+			}
 			return
 		case u = <-updates:
 		}

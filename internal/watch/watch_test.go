@@ -468,3 +468,20 @@ func TestRunRetention(t *testing.T) {
 		t.Errorf("after retention: %d observations, %d spans: %+v", len(rec.Observed), len(rec.Checks[0]), rec)
 	}
 }
+
+func TestGracefulStopRecordsObservationUntilTheEnd(t *testing.T) {
+	agent := consultest.Start(t)
+	st := openStore(t)
+	// Nothing changes and no reconciliation comes: without a last write at
+	// the stop, the stored period would end at the first record.
+	w := New(consulClient(t, agent), st, Config{Reconcile: time.Hour, MinQueryGap: 20 * time.Millisecond}, quiet)
+	stop := runWatcher(t, w)
+	waitStatus(t, w, "watching", func(s Status) bool { return s.ConsulAvailable })
+	first := st.LastRecorded()
+	time.Sleep(1500 * time.Millisecond)
+	stopped := time.Now()
+	stop()
+	if last := st.LastRecorded(); last.Before(stopped.Add(-100*time.Millisecond)) || !last.After(first) {
+		t.Errorf("observation stored until %v; first record %v, stopped at %v", last, first, stopped)
+	}
+}
