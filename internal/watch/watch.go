@@ -32,9 +32,9 @@ type Recorder interface {
 
 // Config tunes the watcher.
 type Config struct {
-	// Reconcile is how often everything is read again in full, whatever
-	// the blocking queries said: catalog changes they cannot see (a node's
-	// new address) show up within this time.
+	// Reconcile is how often each watch reads in full, whatever its index
+	// says: catalog changes the index does not move for (a node's new
+	// address) show up within this time.
 	Reconcile time.Duration
 	// MinQueryGap is the least time between two queries of one watch loop
 	// after a burst of two, so that flapping checks cannot make the
@@ -65,8 +65,8 @@ type Status struct {
 }
 
 // Watcher follows Consul with blocking queries: one loop on the health of
-// every check, one on the catalog, and a full read every Reconcile. A single
-// goroutine records what they deliver, so writes never overlap.
+// every check and one on the catalog, each reading in full every Reconcile.
+// A single goroutine records what they deliver, so writes never overlap.
 type Watcher struct {
 	source   Source
 	recorder Recorder
@@ -128,7 +128,6 @@ func (w *Watcher) Run(ctx context.Context) {
 	var loops sync.WaitGroup
 	loops.Go(func() { w.watchHealth(ctx, updates) })
 	loops.Go(func() { w.watchCatalog(ctx, updates) })
-	loops.Go(func() { w.reconcile(ctx, updates) })
 	defer loops.Wait()
 
 	// The first write needs both halves; after it, each delivery carries
@@ -223,10 +222,12 @@ func (w *Watcher) nextIndex(previous, index uint64) uint64 {
 func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 	limit := newLimiter(2, w.cfg.MinQueryGap)
 	retry := newBackoff()
+	full := fullReads{every: w.cfg.Reconcile}
 	var index uint64
 	for limit.wait(ctx) == nil {
+		query, fullRead := full.query(time.Now(), index, w.cfg.MaxWait)
 		queryCtx, cancel := context.WithTimeout(ctx, w.queryTimeout())
-		checks, next, err := w.source.Checks(queryCtx, consul.Blocking{Index: index, Wait: w.cfg.MaxWait})
+		checks, next, err := w.source.Checks(queryCtx, query)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -243,7 +244,7 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 		}
 		retry.reset()
 		u := update{at: w.Now()}
-		if next != index || index == 0 {
+		if fullRead || next != index {
 			u.checks = checks
 			if u.checks == nil {
 				u.checks = []health.Check{}
@@ -260,13 +261,15 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 func (w *Watcher) watchCatalog(ctx context.Context, updates chan<- update) {
 	limit := newLimiter(2, w.cfg.MinQueryGap)
 	retry := newBackoff()
+	full := fullReads{every: w.cfg.Reconcile}
 	var index uint64
 	for limit.wait(ctx) == nil {
+		query, fullRead := full.query(time.Now(), index, w.cfg.MaxWait)
 		queryCtx, cancel := context.WithTimeout(ctx, w.queryTimeout())
-		next, err := w.source.CatalogIndex(queryCtx, consul.Blocking{Index: index, Wait: w.cfg.MaxWait})
+		next, err := w.source.CatalogIndex(queryCtx, query)
 		cancel()
 		var instances []health.Instance
-		if err == nil && (next != index || index == 0) {
+		if err == nil && (fullRead || next != index) {
 			instances, err = w.readInstances(ctx)
 		}
 		if err != nil {
@@ -300,33 +303,24 @@ func (w *Watcher) readInstances(ctx context.Context) ([]health.Instance, error) 
 	return instances, err
 }
 
-// reconcile reads everything in full every Reconcile.
-func (w *Watcher) reconcile(ctx context.Context, updates chan<- update) {
-	ticker := time.NewTicker(w.cfg.Reconcile)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-		instances, err := w.readInstances(ctx)
-		if err != nil {
-			continue // the watch loops report outages
-		}
-		readCtx, cancel := context.WithTimeout(ctx, w.queryTimeout())
-		checks, _, err := w.source.Checks(readCtx, consul.Blocking{})
-		cancel()
-		if err != nil {
-			continue
-		}
-		if checks == nil {
-			checks = []health.Check{}
-		}
-		if !send(ctx, updates, update{at: w.Now(), instances: instances, checks: checks}) {
-			return
-		}
+// fullReads schedules a watch loop's reconciliation. Each loop does its own
+// full reads, rather than a third loop doing them for both: a loop's
+// answers then arrive in the order they were read, and a full read begun
+// before a change can never be recorded over it.
+type fullReads struct {
+	every time.Duration
+	due   time.Time
+}
+
+// query returns the query to send next, and whether it reads in full: when
+// there is no index to block on or a full read is due. A blocking query
+// never waits past the next full read.
+func (f *fullReads) query(now time.Time, index uint64, maxWait time.Duration) (consul.Blocking, bool) {
+	if index == 0 || !now.Before(f.due) {
+		f.due = now.Add(f.every)
+		return consul.Blocking{}, true
 	}
+	return consul.Blocking{Index: index, Wait: min(maxWait, f.due.Sub(now))}, false
 }
 
 // limiter lets burst queries through at once, then one per gap.

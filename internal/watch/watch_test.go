@@ -153,9 +153,9 @@ func TestQueriesAndWritesNeverOverlap(t *testing.T) {
 		return nil
 	})
 	stop()
-	// The health loop and the reconciliation each have one read in flight
-	// at most: two in all. Writes happen one at a time.
-	if m := src.maxInFlight.Load(); m > 2 {
+	// Only the health loop reads the checks, full reads included, one
+	// read at a time. Writes happen one at a time.
+	if m := src.maxInFlight.Load(); m != 1 {
 		t.Errorf("%d health reads in flight at once", m)
 	}
 	if m := rec.maxSeen.Load(); m != 1 {
@@ -220,6 +220,70 @@ func TestChangeRecordedWithinTwoSeconds(t *testing.T) {
 	}
 }
 
+// slowFullReads delays the answer of every full (non-blocking) read of
+// the checks, so that it is old by the time the watcher gets it.
+type slowFullReads struct {
+	*consul.Client
+	delay time.Duration
+}
+
+func (s slowFullReads) Checks(ctx context.Context, b consul.Blocking) ([]health.Check, uint64, error) {
+	checks, index, err := s.Client.Checks(ctx, b)
+	if b.Index == 0 {
+		time.Sleep(s.delay)
+	}
+	return checks, index, err
+}
+
+func TestFullReadsNeverUndoAChange(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client()
+	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "web-1", Name: "web",
+		Check: &api.AgentServiceCheck{CheckID: "web-ttl", TTL: "10m", Status: api.HealthPassing}}); err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	// Full reads come often and answer late: one read before a change and
+	// answered after it must not be recorded on top of the change.
+	src := slowFullReads{Client: consulClient(t, agent), delay: 400 * time.Millisecond}
+	w := New(src, st, Config{Reconcile: 250 * time.Millisecond, MinQueryGap: 10 * time.Millisecond, MaxWait: time.Second}, quiet)
+	runWatcher(t, w)
+	id := consultest.NodeName + "/web-1"
+	steps := func() (n int, last health.Status, err error) {
+		rec, err := st.Recording(context.Background(), id, time.Now().Add(-time.Hour), time.Now())
+		var newest health.Step
+		for _, timeline := range rec.Checks {
+			n += len(timeline)
+			if s := timeline[len(timeline)-1]; s.At.After(newest.At) {
+				newest = s
+			}
+		}
+		return n, newest.Status, err
+	}
+	consultest.WaitFor(t, 10*time.Second, "web-1 passing", func() error {
+		if n, last, err := steps(); err != nil || n < 2 || last != health.Passing {
+			return fmt.Errorf("%d steps, the newest %q, err %v", n, last, err)
+		}
+		return nil
+	})
+	before, _, _ := steps()
+	for _, status := range []string{api.HealthCritical, api.HealthPassing, api.HealthWarning} {
+		if err := c.Agent().UpdateTTL("web-ttl", "", status); err != nil {
+			t.Fatal(err)
+		}
+		// Long enough for several full reads started before the change to
+		// come back.
+		time.Sleep(1500 * time.Millisecond)
+	}
+	n, last, err := steps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != before+3 || last != health.Warning {
+		t.Errorf("three changes recorded as %d steps ending %q, want %d ending warning", n-before, last, 3)
+	}
+}
+
 func TestFollowsConsulAcrossRestart(t *testing.T) {
 	agent := consultest.Start(t)
 	st := openStore(t)
@@ -260,6 +324,30 @@ func TestNextIndex(t *testing.T) {
 	}
 	if resets := w.Status().IndexResets; resets != 1 {
 		t.Errorf("%d resets counted, want 1", resets)
+	}
+}
+
+func TestFullReadsSchedule(t *testing.T) {
+	f := fullReads{every: 60 * time.Second}
+	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	for _, step := range []struct {
+		after time.Duration
+		index uint64
+		want  consul.Blocking
+		full  bool
+	}{
+		{0, 0, consul.Blocking{}, true},                                                  // nothing to block on yet
+		{time.Second, 40, consul.Blocking{Index: 40, Wait: 10 * time.Second}, false},     // the wait is capped
+		{55 * time.Second, 40, consul.Blocking{Index: 40, Wait: 5 * time.Second}, false}, // and ends when the full read is due
+		{60 * time.Second, 40, consul.Blocking{}, true},                                  // due
+		{61 * time.Second, 41, consul.Blocking{Index: 41, Wait: 10 * time.Second}, false},
+		{62 * time.Second, 0, consul.Blocking{}, true}, // an index reset reads in full and restarts the schedule
+		{121 * time.Second, 41, consul.Blocking{Index: 41, Wait: time.Second}, false},
+	} {
+		got, full := f.query(t0.Add(step.after), step.index, 10*time.Second)
+		if got != step.want || full != step.full {
+			t.Errorf("at +%v index %d: %+v full %v, want %+v full %v", step.after, step.index, got, full, step.want, step.full)
+		}
 	}
 }
 
