@@ -31,6 +31,16 @@ func openStore(t *testing.T) *store.Store {
 	return st
 }
 
+// registerTTL registers an instance of service name with a TTL check in
+// status; an empty checkID lets Consul name the check.
+func registerTTL(t *testing.T, c *api.Client, name, id, checkID, status string) {
+	t.Helper()
+	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: id, Name: name,
+		Check: &api.AgentServiceCheck{CheckID: checkID, TTL: "10m", Status: status}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func consulClient(t *testing.T, agent *consultest.Agent) *consul.Client {
 	t.Helper()
 	c, err := consul.New(agent.Config())
@@ -166,10 +176,7 @@ func TestQueriesAndWritesNeverOverlap(t *testing.T) {
 func TestChangeRecordedWithinTwoSeconds(t *testing.T) {
 	agent := consultest.Start(t)
 	c := agent.Client()
-	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "web-1", Name: "web",
-		Check: &api.AgentServiceCheck{CheckID: "web-ttl", TTL: "10m", Status: api.HealthPassing}}); err != nil {
-		t.Fatal(err)
-	}
+	registerTTL(t, c, "web", "web-1", "web-ttl", api.HealthPassing)
 	st := openStore(t)
 	// The production settings: a reconciliation far away, so that only the
 	// blocking queries can deliver the change, and a one-second query gap.
@@ -238,10 +245,7 @@ func (s slowFullReads) Checks(ctx context.Context, b consul.Blocking) ([]health.
 func TestFullReadsNeverUndoAChange(t *testing.T) {
 	agent := consultest.Start(t)
 	c := agent.Client()
-	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "web-1", Name: "web",
-		Check: &api.AgentServiceCheck{CheckID: "web-ttl", TTL: "10m", Status: api.HealthPassing}}); err != nil {
-		t.Fatal(err)
-	}
+	registerTTL(t, c, "web", "web-1", "web-ttl", api.HealthPassing)
 	st := openStore(t)
 	// Full reads come often and answer late: one read before a change and
 	// answered after it must not be recorded on top of the change.
@@ -299,10 +303,7 @@ func TestFollowsConsulAcrossRestart(t *testing.T) {
 	agent.Restart()
 	// A dev agent comes back with an empty catalog and a small index: a
 	// new service must still be seen at once.
-	if err := agent.Client().Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "after", Name: "after",
-		Check: &api.AgentServiceCheck{TTL: "10m", Status: api.HealthWarning}}); err != nil {
-		t.Fatal(err)
-	}
+	registerTTL(t, agent.Client(), "after", "after", "", api.HealthWarning)
 	consultest.WaitFor(t, 5*time.Second, "service registered after the restart", func() error {
 		for _, ih := range st.Current() {
 			if ih.Name == "after" && ih.Status == health.Warning {
@@ -373,10 +374,7 @@ func TestRateLimitUnderFlapping(t *testing.T) {
 	t.Parallel()
 	agent := consultest.Start(t)
 	c := agent.Client()
-	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "flappy", Name: "flappy",
-		Check: &api.AgentServiceCheck{CheckID: "flappy-ttl", TTL: "10m", Status: api.HealthPassing}}); err != nil {
-		t.Fatal(err)
-	}
+	registerTTL(t, c, "flappy", "flappy", "flappy-ttl", api.HealthPassing)
 	src := &countingSource{Client: consulClient(t, agent)}
 	const gap = 500 * time.Millisecond
 	w := New(src, openStore(t), Config{Reconcile: time.Hour, MinQueryGap: gap}, quiet)
@@ -417,10 +415,7 @@ func (f *failingRecorder) Apply(ctx context.Context, at time.Time, c store.Chang
 func TestWatcherSurvivesDatabaseErrors(t *testing.T) {
 	agent := consultest.Start(t)
 	c := agent.Client()
-	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "web-1", Name: "web",
-		Check: &api.AgentServiceCheck{CheckID: "web-ttl", TTL: "10m", Status: api.HealthPassing}}); err != nil {
-		t.Fatal(err)
-	}
+	registerTTL(t, c, "web", "web-1", "web-ttl", api.HealthPassing)
 	rec := &failingRecorder{Store: openStore(t)}
 	// No reconciliation: only what the watch delivered, kept across the
 	// failure, can bring the change in.
