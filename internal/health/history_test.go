@@ -534,6 +534,13 @@ func TestServiceRunsMergeEqualAggregates(t *testing.T) {
 	if len(runs) != 1 || runs[0].Count != 10 || runs[0].Window.Passing != 50 || runs[0].Window.CriticalTime != 15*time.Minute {
 		t.Errorf("runs %+v", runs)
 	}
+	// Runs of different lengths, from histories that do not match: the
+	// service's cover the shortest.
+	short := []Run{{4, passing}, {2, critical}}
+	runs = ServiceRuns([][]Run{a, short}, 15*time.Minute)
+	if len(runs) != 3 || runs[0].Count != 4 || runs[1].Count != 1 || runs[2].Count != 1 || runs[2].Window.CriticalTime != 30*time.Minute {
+		t.Errorf("runs %+v", runs)
+	}
 	// Runs cut at different places: the service's are cut at each.
 	c := []Run{{3, passing}, {7, critical}}
 	runs = ServiceRuns([][]Run{a, c}, 15*time.Minute)
