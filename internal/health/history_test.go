@@ -536,9 +536,9 @@ func TestServiceRunsMergeEqualAggregates(t *testing.T) {
 	}
 	// Runs of different lengths, from histories that do not match: the
 	// service's cover the shortest.
-	short := []Run{{4, passing}, {2, critical}}
+	short := []Run{{4, passing}, {1, critical}}
 	runs = ServiceRuns([][]Run{a, short}, 15*time.Minute)
-	if len(runs) != 3 || runs[0].Count != 4 || runs[1].Count != 1 || runs[2].Count != 1 || runs[2].Window.CriticalTime != 30*time.Minute {
+	if len(runs) != 2 || runs[0].Count != 4 || runs[1].Count != 1 || runs[1].Window.CriticalTime != 15*time.Minute {
 		t.Errorf("runs %+v", runs)
 	}
 	// Runs cut at different places: the service's are cut at each.
