@@ -265,6 +265,9 @@ func ServiceRuns(instances [][]Run, granularity time.Duration) []Run {
 		}
 		count = min(count, n)
 	}
+	if count == 0 {
+		return nil
+	}
 	// changes[i] is how the instances' summed registered times change at
 	// window i, where some instance's run begins (cut[i]); firstNoData[i]
 	// is the first instance's no data time from there on, if its run
@@ -295,6 +298,8 @@ func ServiceRuns(instances [][]Run, granularity time.Duration) []Run {
 	first := instances[0][0].Window.Start
 	for i := 0; i < count; {
 		sum = addTimes(sum, changes[i], 1)
+		// A first instance with no no data time was registered all along,
+		// so its service's sum is not empty and noData does not count.
 		if firstNoData[i] > 0 {
 			noData = firstNoData[i]
 		}

@@ -495,7 +495,7 @@ func TestServiceRunsDeploy(t *testing.T) {
 	}
 	wantWindow(t, windowAt(t, ws, "10:45"), 100, 0, 0, 0)
 	wantWindow(t, windowAt(t, ws, "11:45"), 100, 0, 0, 0)
-	if ServiceRuns(nil, g) != nil {
+	if ServiceRuns(nil, g) != nil || ServiceRuns([][]Run{Runs(a, now, g), nil}, g) != nil {
 		t.Error("a service without instances has runs")
 	}
 	for i := 1; i < len(runs); i++ {
