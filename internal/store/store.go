@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,10 +53,36 @@ type Store struct {
 	// lastRecordedMs is when the newest recorded poll happened, in Unix
 	// milliseconds; 0 for an empty database.
 	lastRecordedMs atomic.Int64
+
+	// lock is held from Open to Close, so that one process writes.
+	lock *dbLock
 }
 
-// Open opens or creates the database at path and brings its schema up to date.
+// Open opens or creates the database at path and brings its schema up to
+// date. It takes the lock beside the file for the Store's lifetime: while
+// another process holds it, Open returns a *LockedError. A path that cannot
+// hold the database gives a *PathError saying why.
 func Open(ctx context.Context, path string) (*Store, error) {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs // errors name the file wherever the process was started
+	}
+	if err := checkPath(path); err != nil {
+		return nil, err
+	}
+	held, err := lock(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(ctx, path)
+	if err != nil {
+		held.release()
+		return nil, err
+	}
+	s.lock = held
+	return s, nil
+}
+
+func open(ctx context.Context, path string) (*Store, error) {
 	// busy_timeout comes first so that the pragmas after it wait for a
 	// lock instead of failing.
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
@@ -93,6 +120,9 @@ func (s *Store) Close() error {
 		errs = append(errs, s.reader.Close())
 	}
 	errs = append(errs, s.writer.Close())
+	// The lock goes last: a successor may write once the connections are shut.
+	errs = append(errs, s.lock.release())
+	s.lock = nil
 	return errors.Join(errs...)
 }
 
