@@ -23,7 +23,6 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/consul-monitor/consul-monitor/internal/consultest"
-	"github.com/consul-monitor/consul-monitor/internal/store"
 )
 
 // The API as a client sees it.
@@ -376,55 +375,6 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-func TestKillNineKeepsCommittedPolls(t *testing.T) {
-	agent := consultest.Start(t)
-	registerWeb(t, agent.Client())
-	dbPath := filepath.Join(t.TempDir(), "history.db")
-	var lastCommitted time.Time
-	for round := range 4 {
-		addr := freeAddr(t)
-		cmd, out := startProcess(t, "--listen", addr, "--db", dbPath, "--poll-interval", "1s", "--min-query-gap", "50ms", "--consul-addr", agent.Addr())
-		var body servicesBody
-		consultest.WaitFor(t, 15*time.Second, "a poll after start", func() error {
-			resp, err := http.Get("http://" + addr + "/api/services")
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			body = servicesBody{}
-			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-				return err
-			}
-			if body.LastPoll == nil || !body.LastPoll.After(lastCommitted) || len(body.Services) < 2 {
-				return fmt.Errorf("last poll %v", body.LastPoll)
-			}
-			return nil
-		})
-		lastCommitted = *body.LastPoll
-		// Let polls run on, then kill at whatever point one has reached.
-		time.Sleep(time.Duration(120+round*70) * time.Millisecond)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		_ = cmd.Wait()
-
-		st, err := store.Open(context.Background(), dbPath)
-		if err != nil {
-			t.Fatalf("round %d: the database does not open after kill -9: %v\n%s", round, err, out)
-		}
-		if check := integrityCheck(t, dbPath); check != "ok" {
-			t.Errorf("round %d: integrity_check says %q", round, check)
-		}
-		if got := st.LastRecorded(); got.Before(lastCommitted) {
-			t.Errorf("round %d: last recorded poll %v is older than the committed %v", round, got, lastCommitted)
-		}
-		if n := len(st.Current()); n < 2 {
-			t.Errorf("round %d: %d instances after kill -9", round, n)
-		}
-		st.Close()
-	}
 }
 
 func integrityCheck(t *testing.T, path string) string {
