@@ -136,18 +136,21 @@ func readStored(t *testing.T, path string) (map[checkKey][]storedSpan, int64) {
 // missingShown returns the first status shown for a check that the stored
 // timeline lacks. Each shown status must match a stored change of that
 // status, recorded no later than the answer that showed it, in the order
-// shown. Matching each to the earliest stored change that fits leaves the
-// most room for the rest, so a miss is a real one.
+// shown; so a lost change cannot hide behind the same status recorded
+// again by the next process, which starts long after. Matching each to the
+// earliest stored change that fits leaves the most room for the rest, so a
+// miss is a real one.
 func missingShown(seq []shownStatus, stored []storedSpan) (shownStatus, bool) {
+	// Two changes in one millisecond are stored a millisecond apart, so a
+	// change may carry a time a little past the answer that showed it.
+	const slackMs = 20
 	j := 0
 	for _, want := range seq {
-		for j < len(stored) && (stored[j].status != want.status || stored[j].atMs > want.at.UnixMilli()) {
-			if stored[j].atMs > want.at.UnixMilli() {
-				return want, true // every later change is later still
-			}
+		latest := want.at.UnixMilli() + slackMs
+		for j < len(stored) && stored[j].status != want.status && stored[j].atMs <= latest {
 			j++
 		}
-		if j == len(stored) {
+		if j == len(stored) || stored[j].atMs > latest {
 			return want, true
 		}
 		j++
@@ -341,5 +344,25 @@ func TestKillNineUnderLoad(t *testing.T) {
 	// The load must be real: many changes shown, so many to lose.
 	if changes < 5*rounds {
 		t.Errorf("only %d changes shown over %d rounds: the load is too light to prove anything", changes, rounds)
+	}
+}
+
+func TestMissingShown(t *testing.T) {
+	at := func(ms int64) time.Time { return time.UnixMilli(ms) }
+	stored := []storedSpan{{1000, "passing"}, {1100, "critical"}, {1200, "passing"}, {5000, "warning"}}
+	for _, tc := range []struct {
+		name string
+		seq  []shownStatus
+		miss bool
+	}{
+		{"all shown, in order", []shownStatus{{"passing", at(1050)}, {"critical", at(1150)}, {"passing", at(1300)}}, false},
+		{"a status shown before it was stored", []shownStatus{{"critical", at(1050)}}, true},
+		{"a lost change hidden behind a later record", []shownStatus{{"passing", at(1050)}, {"critical", at(1150)}, {"passing", at(1300)}, {"warning", at(1400)}}, true},
+		{"out of order", []shownStatus{{"critical", at(1150)}, {"passing", at(1300)}, {"critical", at(6000)}}, true},
+		{"within the slack", []shownStatus{{"warning", at(4990)}}, false},
+	} {
+		if _, miss := missingShown(tc.seq, stored); miss != tc.miss {
+			t.Errorf("%s: miss %v, want %v", tc.name, miss, tc.miss)
+		}
 	}
 }
