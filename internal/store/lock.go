@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // LockedError is returned by Open when another process holds the database's
@@ -174,6 +177,27 @@ func checkPath(path string) error {
 		return pathError(path, "it is read-only", err)
 	}
 	return nil
+}
+
+// explainOpenError names the path and the reason for what SQLite found
+// only once it read the file: checkPath cannot see a damaged file.
+func explainOpenError(path string, err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	// The primary result code is the low byte of an extended one.
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
+		return pathError(path, "it is not an SQLite database, or it is damaged", err)
+	case sqlite3.SQLITE_READONLY:
+		return pathError(path, "it is read-only", err)
+	case sqlite3.SQLITE_CANTOPEN:
+		return pathError(path, "it cannot be opened", err)
+	case sqlite3.SQLITE_FULL:
+		return pathError(path, "the disk is full", err)
+	}
+	return err
 }
 
 // access(2) modes, which package syscall does not name.

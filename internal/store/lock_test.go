@@ -119,7 +119,11 @@ func TestOpenNamesBadPaths(t *testing.T) {
 	short := filepath.Join(dir, "short")
 	empty := filepath.Join(dir, "empty.db")
 	file := filepath.Join(dir, "file")
-	for p, body := range map[string]string{notSQLite: "this is not a database, just some text", short: "SQL", empty: "", file: "x"} {
+	damaged := filepath.Join(dir, "damaged.db")
+	for p, body := range map[string]string{
+		notSQLite: "this is not a database, just some text", short: "SQL", empty: "", file: "x",
+		damaged: "SQLite format 3\x00" + strings.Repeat("\xff", 200),
+	} {
 		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -132,6 +136,7 @@ func TestOpenNamesBadPaths(t *testing.T) {
 		{"not SQLite", notSQLite, "it is not an SQLite database"},
 		{"shorter than a header", short, "it is not an SQLite database"},
 		{"under a file", filepath.Join(file, "h.db"), file + " is not a directory"},
+		{"damaged past its header", damaged, "it is not an SQLite database, or it is damaged"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Open(context.Background(), tc.path)

@@ -76,7 +76,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s, err := open(ctx, path)
 	if err != nil {
 		held.release()
-		return nil, err
+		return nil, explainOpenError(path, err)
 	}
 	s.lock = held
 	return s, nil
