@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/consul-monitor/consul-monitor/internal/store"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -76,6 +80,22 @@ func TestParseConfig(t *testing.T) {
 	} {
 		if _, err := ParseConfig(tc.args, tc.env, io.Discard); err == nil || !strings.Contains(err.Error(), tc.errHas) {
 			t.Errorf("%v: err %v, want %q", tc.args, err, tc.errHas)
+		}
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("start: %w", &store.LockedError{Path: "/h.db", PID: 7, Host: "a"}), 2},
+		{fmt.Errorf("start: %w", &store.PathError{Path: "/h.db", Reason: "it is a directory"}), 2},
+		{&inputError{errors.New("--listen :1: bind: address already in use")}, 2},
+		{errors.New("store: migration 0002: disk I/O error"), 1},
+	} {
+		if got := exitStatus(tc.err); got != tc.want {
+			t.Errorf("%v: exit %d, want %d", tc.err, got, tc.want)
 		}
 	}
 }
