@@ -217,3 +217,20 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 		}
 	}
 }
+
+func TestRouterErrorsSayWhich(t *testing.T) {
+	ts := newTestServer(t)
+	for path, want := range map[string]struct {
+		method string
+		status int
+		msg    string
+	}{
+		"/api/nope":   {"GET", 404, "not found"},
+		"/api/config": {"DELETE", 405, "method not allowed"},
+	} {
+		code, _, body := ts.do(t, want.method, path, "")
+		if code != want.status || decode[errorBody](t, body).Error != want.msg {
+			t.Errorf("%s %s: %d %s, want %d %q", want.method, path, code, body, want.status, want.msg)
+		}
+	}
+}

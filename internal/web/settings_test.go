@@ -181,3 +181,20 @@ func TestSignedCookieWithBadValuesGivesDefaults(t *testing.T) {
 		t.Errorf("written payload %s, version constant %d: a new version needs these tests revisited", raw, settingsCookieVersion)
 	}
 }
+
+// Secure only over TLS: a wall display served over plain HTTP must get its
+// cookie back, and one behind TLS must never send it in the clear.
+func TestSettingsCookieSecureOnlyOverTLS(t *testing.T) {
+	c := settingsCookie{key: []byte("k")}
+	for _, tls := range []bool{false, true} {
+		r := httptest.NewRequest("POST", "/api/config", nil)
+		if tls {
+			r = httptest.NewRequest("POST", "https://monitor.example/api/config", nil)
+		}
+		rec := httptest.NewRecorder()
+		c.Write(rec, r, DefaultSettings())
+		if got := rec.Result().Cookies()[0].Secure; got != tls {
+			t.Errorf("request over TLS %v: cookie Secure %v", tls, got)
+		}
+	}
+}
