@@ -3,7 +3,9 @@ package web
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -232,5 +234,53 @@ func TestRouterErrorsSayWhich(t *testing.T) {
 		if code != want.status || decode[errorBody](t, body).Error != want.msg {
 			t.Errorf("%s %s: %d %s, want %d %q", want.method, path, code, body, want.status, want.msg)
 		}
+	}
+}
+
+func TestPanicsAndGoneClients(t *testing.T) {
+	var logged bytes.Buffer
+	s := New(nil, nil, []byte("k"), slog.New(slog.NewTextHandler(&logged, nil)))
+	s.mux.Handle("GET /test/panic", s.jsonAPI(func(http.ResponseWriter, *http.Request) error {
+		panic("secret /var/lib/secret-path")
+	}))
+	s.mux.Handle("GET /test/abort", s.jsonAPI(func(http.ResponseWriter, *http.Request) error {
+		panic(http.ErrAbortHandler)
+	}))
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+
+	resp, err := http.Get(srv.URL + "/test/panic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 500 || strings.TrimSpace(string(body)) != `{"error":"internal error"}` {
+		t.Errorf("panic: %s %s", resp.Status, body)
+	}
+	if !strings.Contains(logged.String(), "secret-path") {
+		t.Errorf("the panic was not logged: %s", logged.String())
+	}
+	// ErrAbortHandler is net/http's way to cut the connection: it must
+	// reach the server, not become a 500.
+	if resp, err := http.Get(srv.URL + "/test/abort"); err == nil {
+		resp.Body.Close()
+		t.Errorf("aborted handler answered %s", resp.Status)
+	}
+
+	// A cancelled request gets no answer, and is not logged as a failure;
+	// a cancellation of the handler's own making is an internal error.
+	logged.Reset()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := httptest.NewRecorder()
+	s.writeError(rec, httptest.NewRequest("GET", "/api/history", nil).WithContext(ctx), context.Canceled)
+	if rec.Body.Len() != 0 || logged.Len() != 0 {
+		t.Errorf("client gone: answered %q, logged %q", rec.Body, logged.String())
+	}
+	rec = httptest.NewRecorder()
+	s.writeError(rec, httptest.NewRequest("GET", "/api/history", nil), fmt.Errorf("reading: %w", context.Canceled))
+	if rec.Code != 500 || strings.TrimSpace(rec.Body.String()) != `{"error":"internal error"}` {
+		t.Errorf("own cancellation: %d %s", rec.Code, rec.Body)
 	}
 }
