@@ -110,7 +110,7 @@ func TestConfigRejectsEverythingButAnObject(t *testing.T) {
 	}
 }
 
-// get fetches path with the Accept-Encoding given ("" sends none) and
+// getEncoded fetches path with the Accept-Encoding given ("" sends none) and
 // returns the Content-Encoding and the decoded body.
 func (ts *testServer) getEncoded(t *testing.T, path, acceptEncoding string) (string, http.Header, []byte) {
 	t.Helper()
