@@ -97,6 +97,9 @@ func (ts *testServer) do(t *testing.T, method, path, body string) (int, http.Hea
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := ts.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
