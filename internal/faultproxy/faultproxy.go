@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +45,8 @@ const (
 	Truncate Kind = "truncate"
 	// Delay waits Fault.Delay before passing the request on.
 	Delay Kind = "delay"
+	// RefuseAllKind marks in the log the moment RefuseAll closed the port.
+	RefuseAllKind Kind = "refuse-all"
 	// OldIndex passes Consul's answer on with X-Consul-Index rewritten to
 	// Fault.Index, as a lagging stale server or a restored snapshot would.
 	OldIndex Kind = "old-index"
@@ -94,6 +97,9 @@ func ConsulBody(status int) string {
 	}
 	return http.StatusText(status)
 }
+
+// AllPaths is the Path of a log entry that concerns every endpoint.
+const AllPaths = "*"
 
 // Event is one request the proxy has finished with.
 type Event struct {
@@ -241,6 +247,10 @@ func (p *Proxy) RefuseAll() {
 		return
 	}
 	p.refuseAll = true
+	// Refused connections never reach the handler: this event marks in
+	// the log that nothing answered from here on.
+	now := time.Now()
+	p.events = append(p.events, Event{Path: AllPaths, Fault: RefuseAllKind, Start: now, End: now})
 	_ = p.listener.Close()
 	for c := range p.conns {
 		_ = c.Close()
@@ -278,11 +288,12 @@ func (p *Proxy) Holding() int {
 	return p.holding
 }
 
-// EventsFor returns the finished requests whose path starts with prefix.
+// EventsFor returns the finished requests whose path starts with prefix,
+// and the entries that concern every endpoint.
 func (p *Proxy) EventsFor(prefix string) []Event {
 	var out []Event
 	for _, e := range p.Events() {
-		if strings.HasPrefix(e.Path, prefix) {
+		if strings.HasPrefix(e.Path, prefix) || e.Path == AllPaths {
 			out = append(out, e)
 		}
 	}
@@ -488,4 +499,49 @@ func (t *truncated) Read(b []byte) (int, error) {
 	n, err := t.ReadCloser.Read(b)
 	t.left -= n
 	return n, err
+}
+
+// Period is a span of time, from Start to End.
+type Period struct{ Start, End time.Time }
+
+// Certified returns the periods that the successful answers in events
+// vouch for, by the monitor's rule: an answer that reached the client whole
+// certifies the time from the previous answer up to its own end, and a
+// failed or unanswered request breaks the chain, so the next answer only
+// opens a new period. Pass the events of one watch's endpoint.
+func Certified(events []Event) []Period {
+	sorted := append([]Event(nil), events...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].End.Before(sorted[j].End) })
+	var out []Period
+	open := false
+	for _, e := range sorted {
+		switch {
+		case !e.OK:
+			open = false
+		case open:
+			out[len(out)-1].End = e.End
+		default:
+			out = append(out, Period{Start: e.End, End: e.End})
+			open = true
+		}
+	}
+	return out
+}
+
+// Overlap is the time periods spend inside [from, to].
+func Overlap(periods []Period, from, to time.Time) time.Duration {
+	var total time.Duration
+	for _, p := range periods {
+		s, e := p.Start, p.End
+		if s.Before(from) {
+			s = from
+		}
+		if e.After(to) {
+			e = to
+		}
+		if e.After(s) {
+			total += e.Sub(s)
+		}
+	}
+	return total
 }
