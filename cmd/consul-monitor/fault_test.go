@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -743,4 +744,94 @@ func TestFaultCatalogFromStart(t *testing.T) {
 	})
 	s := r.services(t)
 	t.Logf("FAULT catalog blocked from the start | api: consul_available=%v error=%v catalog=%v | %s", s.ConsulAvailable, s.Error, s.Catalog, t.Name())
+}
+
+// TestFaultSnapshotRestore makes Consul's index really go backwards: a
+// snapshot is saved, the check changes several times, and the snapshot is
+// restored. The monitor must notice the index going back, read again from
+// scratch and follow the restored state and the changes made after the
+// restore, long before its one-minute full read would have caught them.
+func TestFaultSnapshotRestore(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client()
+	bin := consultest.Binary(t)
+	ext := "node-ext/ext-1"
+	register := func(status, output string) {
+		t.Helper()
+		consultest.RegisterExternal(t, c, "node-ext", "10.0.0.5", &api.AgentService{ID: "ext-1", Service: "ext", Port: 80},
+			&api.HealthCheck{Node: "node-ext", CheckID: "ext-1-http", ServiceID: "ext-1", Status: status, Output: output})
+	}
+	register(api.HealthPassing, "fine")
+	r := startRig(t, agent, time.Minute)
+	r.waitWatching(t, ext, "passing")
+
+	t.Logf("watching after %v", time.Since(r.started).Round(100*time.Millisecond))
+	snapshot := filepath.Join(t.TempDir(), "consul.snap")
+	consulCLI(t, bin, "snapshot", "save", "-http-addr="+agent.Addr(), snapshot)
+	for i := range 5 {
+		register(api.HealthCritical, fmt.Sprintf("down %d", i))
+	}
+	r.waitWatching(t, ext, "critical")
+	var high uint64
+	for _, e := range r.proxy.EventsFor(healthEndpoint) {
+		high = max(high, e.ConsulIndex)
+	}
+
+	restored := time.Now()
+	consulCLI(t, bin, "snapshot", "restore", "-http-addr="+agent.Addr(), snapshot)
+	r.waitFor(t, 20*time.Second, "the restored state", func(s faultServicesBody, _ faultHealthzBody) error {
+		if got := s.status(ext); got != "passing" {
+			return fmt.Errorf("%s is %q", ext, got)
+		}
+		return nil
+	})
+	t.Logf("restored state shown %v after the restore", time.Since(restored).Round(100*time.Millisecond))
+	// The index did go backwards, and the monitor then read from scratch.
+	var back, resetAfter bool
+	var backIndex uint64
+	for _, e := range r.proxy.EventsFor(healthEndpoint) {
+		if e.End.Before(restored) || !e.OK {
+			continue
+		}
+		if back && e.Start.After(restored) && e.Index == 0 {
+			resetAfter = true
+			break
+		}
+		if e.ConsulIndex < high && !back {
+			back, backIndex = true, e.ConsulIndex
+		}
+	}
+	if !back {
+		t.Fatalf("Consul's health index never went below %d after the restore", high)
+	}
+	if !resetAfter {
+		t.Errorf("after the index went from %d back to %d, the monitor never read again from scratch (index 0)", high, backIndex)
+	}
+
+	// Changes made after the restore are followed.
+	changed := time.Now()
+	register(api.HealthWarning, "slow after restore")
+	r.waitFor(t, 20*time.Second, "the change after the restore", func(s faultServicesBody, _ faultHealthzBody) error {
+		if got := s.status(ext); got != "warning" {
+			return fmt.Errorf("%s is %q", ext, got)
+		}
+		return nil
+	})
+	followed := time.Since(changed)
+	r.waitWatching(t, ext, "warning")
+	a := r.account(t)
+	a.check(t)
+	r.accountAPI(t, &a, ext)
+	t.Logf("FAULT real index backwards (snapshot restore) | index %d -> %d, change after restore shown in %v | %s | %s",
+		high, backIndex, followed.Round(100*time.Millisecond), a, t.Name())
+}
+
+func consulCLI(t *testing.T, bin string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("consul %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
 }
