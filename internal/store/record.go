@@ -172,6 +172,10 @@ type Changes struct {
 	// its own return. Only such a delivery opens or extends observation: a
 	// catalog read alone says nothing about the checks in between.
 	Certified bool
+	// Resumes is set on a certified delivery that does not vouch for the
+	// time since the previous one (a change found by a query sent late):
+	// the observation ends at the previous answer and a new one begins.
+	Resumes bool
 }
 
 // Record stores a full snapshot of Consul certified at the moment at: a
@@ -302,6 +306,9 @@ func (s *Store) apply(ctx context.Context, atMs int64, c Changes) (Written, erro
 	}
 
 	pending.openObservation = s.openObservation.Load()
+	if c.Resumes {
+		pending.openObservation = 0
+	}
 	if c.Certified {
 		pending.openObservation, err = w.extendObservation(pending.openObservation)
 		if err != nil {

@@ -142,7 +142,7 @@ const ProbeWriteTimeout = 2 * time.Second
 func (s *Store) ProbeWrite(ctx context.Context) error {
 	s.probeOnce.Do(func() {
 		dsn := "file:" + (&url.URL{Path: s.path}).EscapedPath() +
-			fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=synchronous(NORMAL)&_txlock=immediate", ProbeWriteTimeout.Milliseconds())
+			fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=synchronous(NORMAL)&_txlock=immediate", (ProbeWriteTimeout-500*time.Millisecond).Milliseconds())
 		s.probe, s.probeErr = sql.Open("sqlite", dsn)
 		if s.probe != nil {
 			s.probe.SetMaxOpenConns(1)
@@ -151,6 +151,8 @@ func (s *Store) ProbeWrite(ctx context.Context) error {
 	if s.probeErr != nil {
 		return fmt.Errorf("store: write probe: %w", s.probeErr)
 	}
+	// SQLite gives up on the lock before the context ends, so that its
+	// own error ("database is locked") is the one reported.
 	ctx, cancel := context.WithTimeout(ctx, ProbeWriteTimeout)
 	defer cancel()
 	err := func() error {

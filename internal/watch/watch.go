@@ -194,6 +194,9 @@ type update struct {
 	// certified is set for a successful health answer, which vouches for
 	// the state from the previous answer up to at.
 	certified bool
+	// resumes is set when the answer does not vouch for the time since the
+	// previous one.
+	resumes bool
 	// healthErr is set when the health of checks could not be read: what
 	// happens from then on is unknown.
 	healthErr error
@@ -202,6 +205,11 @@ type update struct {
 // firstCatalogWait is how long the health watch waits for the catalog's
 // first read before its own first query.
 const firstCatalogWait = 2 * time.Second
+
+// slowHandoff is how long the recorder may take to accept a health answer
+// before the next answer, if it brings a change, no longer vouches for the
+// time in between.
+const slowHandoff = time.Second
 
 // recordTimeout bounds a database write that shutdown does not interrupt.
 const recordTimeout = 30 * time.Second
@@ -241,7 +249,7 @@ func (w *Watcher) Run(ctx context.Context) {
 		if u.instances != nil {
 			unsaved.Instances = u.instances
 		}
-		unsaved.Certified = u.certified
+		unsaved.Certified, unsaved.Resumes = u.certified, u.resumes
 		if !started && (unsaved.Checks == nil || unsaved.Instances == nil) {
 			continue
 		}
@@ -268,7 +276,7 @@ func (w *Watcher) record(ctx context.Context, at time.Time, c store.Changes) boo
 		if !s.Recording.OK {
 			w.log.Info("recording history again")
 		}
-		s.Recording.succeed(at)
+		s.Recording.succeed(w.Now())
 		if c.Certified {
 			s.LastPoll = at
 		}
@@ -319,6 +327,9 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 		return
 	}
 	var index uint64
+	// previous is when the last answer returned, handedOff when the
+	// recorder took it: the query after it is sent no earlier.
+	var previous, handedOff time.Time
 	for limit.wait(ctx) == nil {
 		query, fullRead := full.query(time.Now(), index, w.cfg.MaxWait)
 		queryCtx, cancel := context.WithTimeout(ctx, w.queryTimeout())
@@ -340,6 +351,12 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 		}
 		retry.reset()
 		u := update{at: w.Now(), certified: true}
+		// An unchanged index vouches for all the time since the previous
+		// answer. A change found by a query sent long after it, because
+		// the recorder was slow to take that answer, may have happened at
+		// any moment in between, and other changes with it: that time is
+		// not certified.
+		u.resumes = next != index && !previous.IsZero() && handedOff.Sub(previous) > slowHandoff
 		if fullRead || next != index {
 			u.checks = checks
 			if u.checks == nil {
@@ -357,6 +374,7 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 		if !send(ctx, updates, u) {
 			return
 		}
+		previous, handedOff = u.at, w.Now()
 	}
 }
 

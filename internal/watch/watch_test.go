@@ -500,9 +500,17 @@ type failingRecorder struct {
 	mu      sync.Mutex
 	// certified are the moments of the certified writes that succeeded.
 	certified []time.Time
+	// stall, when set, holds the next write that long, as a slow disk
+	// does; stalled then receives its moment.
+	stall   atomic.Int64
+	stalled chan time.Time
 }
 
 func (f *failingRecorder) Apply(ctx context.Context, at time.Time, c store.Changes) (store.Written, error) {
+	if d := f.stall.Swap(0); d != 0 {
+		f.stalled <- at
+		time.Sleep(time.Duration(d))
+	}
 	if f.failing.Load() {
 		f.Store.EndObservation()
 		return store.Written{}, &os.PathError{Op: "write", Path: "h.db-wal", Err: syscall.ENOSPC}
@@ -614,6 +622,105 @@ func TestWatcherSurvivesDatabaseErrors(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestSlowWriteLeavesNoCertifiedGap(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client()
+	registerTTL(t, c, "web", "web-1", "web-ttl", api.HealthPassing)
+	rec := &failingRecorder{Store: openStore(t), stalled: make(chan time.Time, 1)}
+	w := New(consulClient(t, agent), rec, Config{Reconcile: time.Hour, MinQueryGap: 10 * time.Millisecond, MaxWait: 300 * time.Millisecond}, quiet)
+	runWatcher(t, w)
+	id := consultest.NodeName + "/web-1"
+	consultest.WaitFor(t, 10*time.Second, "web-1 recorded", func() error {
+		if s := statusIn(rec.Current(), id); s != health.Passing {
+			return fmt.Errorf("web-1 is %q", s)
+		}
+		return nil
+	})
+	// A write takes 2.5 s. The health watch gets its next answer, which
+	// waits for the recorder, and sends no query meanwhile: the check
+	// changes with nobody watching when.
+	rec.stall.Store(int64(2500 * time.Millisecond))
+	stalledAt := <-rec.stalled
+	waitStatus(t, w, "an answer waiting for the recorder", func(s Status) bool { return s.Consul.LastOK.After(stalledAt) })
+	pending := w.Status().Consul.LastOK
+	if err := c.Agent().UpdateTTL("web-ttl", "", api.HealthCritical); err != nil {
+		t.Fatal(err)
+	}
+	consultest.WaitFor(t, 10*time.Second, "the change recorded", func() error {
+		if s := statusIn(rec.Current(), id); s != health.Critical {
+			return fmt.Errorf("web-1 is %q", s)
+		}
+		return nil
+	})
+	changeAt := newestStep(t, rec.Store, id).At
+	assertNoObservation(t, rec.Store, id, pending, changeAt)
+	t.Logf("an answer at %v waited for the stalled write; observed again from the change found at %v", pending.Format(time.StampMilli), changeAt.Format(time.StampMilli))
+}
+
+// steppingClock is a wall clock that can be set back.
+type steppingClock struct{ offset atomic.Int64 }
+
+func (c *steppingClock) now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+func TestClockSteppedBackKeepsHistoryOrdered(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client()
+	registerTTL(t, c, "web", "web-1", "web-ttl", api.HealthPassing)
+	st := openStore(t)
+	clock := &steppingClock{}
+	w := New(consulClient(t, agent), st, Config{Reconcile: time.Hour, MinQueryGap: 10 * time.Millisecond, MaxWait: 300 * time.Millisecond}, quiet)
+	w.Now = clock.now
+	runWatcher(t, w)
+	id := consultest.NodeName + "/web-1"
+	consultest.WaitFor(t, 10*time.Second, "web-1 recorded", func() error {
+		if s := statusIn(st.Current(), id); s != health.Passing {
+			return fmt.Errorf("web-1 is %q", s)
+		}
+		return nil
+	})
+	before := st.LastRecorded()
+	clock.offset.Store(int64(-time.Hour))
+	for _, status := range []string{api.HealthCritical, api.HealthPassing, api.HealthWarning} {
+		if err := c.Agent().UpdateTTL("web-ttl", "", status); err != nil {
+			t.Fatal(err)
+		}
+		consultest.WaitFor(t, 10*time.Second, status+" recorded", func() error {
+			if s := statusIn(st.Current(), id); s != health.Status(status) {
+				return fmt.Errorf("web-1 is %q", s)
+			}
+			return nil
+		})
+	}
+	if last := st.LastRecorded(); last.Before(before) {
+		t.Errorf("the last certified moment went back from %v to %v", before, last)
+	}
+	rec, err := st.Recording(context.Background(), id, before.Add(-time.Hour), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own []health.Step
+	for _, steps := range rec.Checks {
+		for i := 1; i < len(steps); i++ {
+			if !steps[i].At.After(steps[i-1].At) {
+				t.Errorf("steps out of order: %+v", steps)
+			}
+		}
+		if len(steps) > len(own) {
+			own = steps
+		}
+	}
+	// All three changes are kept, in order, at or after the last time
+	// recorded before the step.
+	if n := len(own); n < 4 || own[n-3].Status != health.Critical || own[n-2].Status != health.Passing || own[n-1].Status != health.Warning || own[n-3].At.Before(before) {
+		t.Errorf("web-1's steps after a clock step back: %+v", own)
+	}
+	for i := 1; i < len(rec.Observed); i++ {
+		if rec.Observed[i].Start.Before(rec.Observed[i-1].End) {
+			t.Errorf("observations overlap: %+v", rec.Observed)
+		}
+	}
 }
 
 // faultySource fails the health or the catalog reads while told to, the
