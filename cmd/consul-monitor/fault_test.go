@@ -950,3 +950,59 @@ func TestFaultHealthPartitionHealed(t *testing.T) {
 		})
 	}
 }
+
+// TestFaultHealthFailsCatalogWorks is issue 8's "Why" item 2 as it was
+// reproduced: for 8 s the health endpoint answers 500 while the catalog
+// works and even changes (an instance registers). Catalog reads and writes
+// must not open or extend observation: the whole outage is no data.
+// (Before the fix, 6.4 s of such an 8 s outage were stored as observed.)
+func TestFaultHealthFailsCatalogWorks(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client()
+	registerWeb(t, c)
+	web := consultest.NodeName + "/web-1"
+	r := startRig(t, agent, time.Second)
+	r.waitWatching(t, web, "passing")
+
+	set := time.Now()
+	r.proxy.Set(healthEndpoint, faultproxy.StatusFault(500))
+	consultest.RegisterExternal(t, c, "node-late", "10.0.0.7", &api.AgentService{ID: "late-1", Service: "late", Port: 80},
+		&api.HealthCheck{Node: "node-late", CheckID: "late-1-http", ServiceID: "late-1", Status: api.HealthPassing})
+	r.check(t, 20*time.Second, "the new instance listed by the working catalog, health failing", func(s faultServicesBody, _ faultHealthzBody) error {
+		if s.status("node-late/late-1") == "" {
+			return fmt.Errorf("node-late/late-1 not listed")
+		}
+		if s.Catalog == nil || s.Catalog.OK == nil || !*s.Catalog.OK {
+			return fmt.Errorf("catalog %v", s.Catalog)
+		}
+		return checkFailing("consul", s.Consul, set, healthEndpoint, []string{"500"})
+	})
+	during := r.services(t)
+	// The outage lasts 8 s of real time: that span is what is measured.
+	for time.Since(set) < 8*time.Second {
+		time.Sleep(100 * time.Millisecond)
+	}
+	cleared := time.Now()
+	r.proxy.Clear(healthEndpoint)
+	r.waitFor(t, 40*time.Second, "health answers again, certified", func(s faultServicesBody, _ faultHealthzBody) error {
+		if n := countEvents(r.proxy.EventsFor(healthEndpoint), cleared, answered); n < 2 {
+			return fmt.Errorf("%d health answers since the outage", n)
+		}
+		if s.LastPoll == nil || s.LastPoll.Before(cleared) {
+			return fmt.Errorf("last_poll %v", s.LastPoll)
+		}
+		return nil
+	})
+	a := r.account(t)
+	a.check(t)
+	r.accountAPI(t, &a, web)
+	catalogWrites := countEvents(r.proxy.EventsFor(nodesEndpoint), set, func(e faultproxy.Event) bool {
+		return e.OK && e.End.Before(cleared)
+	})
+	t.Logf("FAULT health 500 for 8 s while the catalog works (%d instance-list reads during it) | api: consul_available=%v catalog.ok=%v error=%v | %s | %s",
+		catalogWrites, during.ConsulAvailable, during.Catalog != nil && during.Catalog.OK != nil && *during.Catalog.OK, during.Error, a, t.Name())
+	consultest.WaitFor(t, 10*time.Second, "node-late gone", func() error {
+		_, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: "node-late"}, nil)
+		return err
+	})
+}
