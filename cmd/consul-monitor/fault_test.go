@@ -388,6 +388,13 @@ func checkFailing(name string, s *watchState, set time.Time, endpoint string, sa
 	return nil
 }
 
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
 func checkOK(name string, s *watchState, after time.Time) error {
 	if s == nil || s.OK == nil {
 		return fmt.Errorf("%s: no status object: %v", name, s)
@@ -566,7 +573,7 @@ func TestFaultHealthDelay(t *testing.T) {
 	if a.truthNodata > tolerance {
 		t.Errorf("the truth itself has %.2fs of no data: a delayed answer failed", a.truthNodata.Seconds())
 	}
-	t.Logf("FAULT health delay 1.5s | api: consul_available=%v error=%v | %s | %s", apiShowed.ConsulAvailable, apiShowed.Error, a, t.Name())
+	t.Logf("FAULT health delay 1.5s | api: consul_available=%v error=%q | %s | %s", apiShowed.ConsulAvailable, deref(apiShowed.Error), a, t.Name())
 }
 
 // TestFaultHealthOlderIndex serves one health answer with an X-Consul-Index
@@ -618,8 +625,8 @@ func TestFaultHealthOlderIndex(t *testing.T) {
 	a := r.account(t)
 	a.check(t)
 	r.accountAPI(t, &a, web)
-	t.Logf("FAULT health older X-Consul-Index | api: consul_available=%v error=%v, next query index %d | %s | %s",
-		apiShowed.ConsulAvailable, apiShowed.Error, next.Index, a, t.Name())
+	t.Logf("FAULT health older X-Consul-Index | api: consul_available=%v error=%q, next query index %d | %s | %s",
+		apiShowed.ConsulAvailable, deref(apiShowed.Error), next.Index, a, t.Name())
 }
 
 // TestFaultCatalog breaks the catalog while health keeps working: the API
@@ -753,7 +760,7 @@ func TestFaultCatalogFromStart(t *testing.T) {
 		return checkFailing("healthz catalog", h.Catalog, set, nodesEndpoint, []string{"403"})
 	})
 	s := r.services(t)
-	t.Logf("FAULT catalog blocked from the start | api: consul_available=%v error=%v catalog=%v | %s", s.ConsulAvailable, s.Error, s.Catalog, t.Name())
+	t.Logf("FAULT catalog blocked from the start | api: consul_available=%v error=%q catalog=%v | %s", s.ConsulAvailable, deref(s.Error), s.Catalog, t.Name())
 }
 
 // TestFaultSnapshotRestore makes Consul's index really go backwards: a
@@ -926,8 +933,8 @@ func TestFaultHealthPartitionHealed(t *testing.T) {
 			r.accountAPI(t, &a, web)
 			if !change {
 				a.check(t)
-				t.Logf("FAULT health hung 3 s, healed before the client timeout, nothing changed | api during: consul_available=%v error=%v; history until held at the last answer | %s | %s",
-					during.ConsulAvailable, during.Error, a, t.Name())
+				t.Logf("FAULT health hung 3 s, healed before the client timeout, nothing changed | api during: consul_available=%v error=%q; history until held at the last answer | %s | %s",
+					during.ConsulAvailable, deref(during.Error), a, t.Name())
 				return
 			}
 			// Passing can be true at most up to the change.
@@ -999,8 +1006,8 @@ func TestFaultHealthFailsCatalogWorks(t *testing.T) {
 	catalogWrites := countEvents(r.proxy.EventsFor(nodesEndpoint), set, func(e faultproxy.Event) bool {
 		return e.OK && e.End.Before(cleared)
 	})
-	t.Logf("FAULT health 500 for 8 s while the catalog works (%d instance-list reads during it) | api: consul_available=%v catalog.ok=%v error=%v | %s | %s",
-		catalogWrites, during.ConsulAvailable, during.Catalog != nil && during.Catalog.OK != nil && *during.Catalog.OK, during.Error, a, t.Name())
+	t.Logf("FAULT health 500 for 8 s while the catalog works (%d instance-list reads during it) | api: consul_available=%v catalog.ok=%v error=%q | %s | %s",
+		catalogWrites, during.ConsulAvailable, during.Catalog != nil && during.Catalog.OK != nil && *during.Catalog.OK, deref(during.Error), a, t.Name())
 	consultest.WaitFor(t, 10*time.Second, "node-late gone", func() error {
 		_, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: "node-late"}, nil)
 		return err
