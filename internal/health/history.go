@@ -1,6 +1,8 @@
 package health
 
 import (
+	"cmp"
+	"math"
 	"slices"
 	"sort"
 	"time"
@@ -222,7 +224,9 @@ func Aggregate(instances []Window) Window {
 	}
 	first := instances[0]
 	if shown == ([shownBuckets]time.Duration{}) {
-		length := first.PassingTime + first.WarningTime + first.CriticalTime + first.NoDataTime
+		// Never registered in the window, an instance's whole window is
+		// unregistered no data: its length.
+		length := first.NoDataTime
 		w := shownWindow(first.Start, [shownBuckets]time.Duration{bucketNoData: length})
 		w.UnregisteredTime = length
 		return w
@@ -242,15 +246,13 @@ func ServiceRuns(instances [][]Run, granularity time.Duration) []Run {
 	current := make([]Window, len(instances))
 	var out []Run
 	for {
-		n := -1
+		// The next n windows are in one run of every instance.
+		n := math.MaxInt
 		for k, runs := range instances {
 			if next[k] >= len(runs) {
 				return out
 			}
-			left := runs[next[k]].Count - used[k]
-			if n < 0 || left < n {
-				n = left
-			}
+			n = min(n, runs[next[k]].Count-used[k])
 			current[k] = runs[next[k]].Window
 			current[k].Start = current[k].Start.Add(time.Duration(used[k]) * granularity)
 		}
@@ -436,16 +438,15 @@ func percentages(shown [shownBuckets]time.Duration) [shownBuckets]float64 {
 		remainders[i] = int64(d) * 1000 % whole
 		total += tenths[i]
 	}
-	for ; total < 1000; total++ {
-		largest := 0
-		for i := range remainders {
-			if remainders[i] > remainders[largest] {
-				largest = i
-			}
-		}
-		tenths[largest]++
-		remainders[largest] = -1
+	// The tenths still missing go to the largest remainders; of equal
+	// ones, to the first in the order passing, warning, critical, no data.
+	order := []int{0, 1, 2, 3}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(remainders[b], remainders[a]) })
+	for _, i := range order[:1000-total] {
+		tenths[i]++
 	}
+	// Of equal largest shares, the sliver comes from the first in that
+	// order too, so healthy time gives it before no data does.
 	for i := bucketWarning; i < shownBuckets; i++ {
 		if shown[i] > 0 && tenths[i] == 0 {
 			largest := 0

@@ -211,6 +211,17 @@ func checkWindows(t *testing.T, rec Recording, until, granularity time.Duration)
 	}
 	want := oracleParts(rec, until, granularity, fuzzBase)
 	from := HistoryStart(end, granularity)
+	// The stretches Runs works from cover the history without gaps, each
+	// as long as it can be.
+	segs := segments(normalise(rec), from, end)
+	for i, seg := range segs {
+		if !seg.Start.Before(seg.End) || (i == 0 && !seg.Start.Equal(from)) || (i > 0 && (!seg.Start.Equal(segs[i-1].End) || seg.bucket == segs[i-1].bucket)) {
+			t.Fatalf("segment %d of %d: %+v after %+v", i, len(segs), seg, segs[max(i-1, 0)])
+		}
+	}
+	if !segs[len(segs)-1].End.Equal(end) {
+		t.Fatalf("segments end at %v, not %v", segs[len(segs)-1].End, end)
+	}
 	for i, w := range ws {
 		start := from.Add(time.Duration(i) * granularity)
 		length := earlier(start.Add(granularity), end).Sub(start)
@@ -276,7 +287,7 @@ func fuzzSeeds(f *testing.F, n, size int, seed uint64) {
 // window, the shares' bounds, sum and floor, no status time outside
 // observation, and the result against oracleParts.
 func FuzzWindows(f *testing.F) {
-	fuzzSeeds(f, 48, 300, 1)
+	fuzzSeeds(f, 150, 300, 1)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := &fuzzInput{data}
 		until, _ := in.historyEnd()
@@ -290,7 +301,7 @@ func FuzzWindows(f *testing.F) {
 // FuzzServiceRuns checks that a service's runs are, window by window, the
 // instances' registered time summed, with the same guarantees on shares.
 func FuzzServiceRuns(f *testing.F) {
-	fuzzSeeds(f, 32, 600, 2)
+	fuzzSeeds(f, 60, 600, 2)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := &fuzzInput{data}
 		until, granularity := in.historyEnd()

@@ -222,6 +222,10 @@ func TestPercentages(t *testing.T) {
 		{"a little passing may round to 0", [4]time.Duration{ms, 0, time.Hour - ms, 0}, [4]float64{0, 0, 100, 0}},
 		{"0.05 % rounds up by itself", [4]time.Duration{time.Hour - 1800*ms, 0, 1800 * ms, 0}, [4]float64{99.9, 0, 0.1, 0}},
 		{"thirds: the leftover tenth goes to the first", [4]time.Duration{time.Minute, time.Minute, time.Minute, 0}, [4]float64{33.4, 33.3, 33.3, 0}},
+		// Of equal largest shares, passing gives the sliver.
+		{"equal largest: the first gives", [4]time.Duration{30 * time.Minute, 0, ms, 30*time.Minute - ms}, [4]float64{49.9, 0, 0.1, 50}},
+		{"the largest remainders get the missing tenths", [4]time.Duration{1, 2, 3, 4}, [4]float64{10, 20, 30, 40}},
+		{"tied remainders: the first gets it", [4]time.Duration{500, 500, 1, 0}, [4]float64{50, 49.9, 0.1, 0}},
 		{"nothing at all is no data", [4]time.Duration{}, [4]float64{0, 0, 0, 100}},
 	}
 	for _, tt := range tests {
@@ -262,7 +266,7 @@ func TestRunsMatchSecondBySecond(t *testing.T) {
 		}
 		return s
 	}
-	for round := range 25 {
+	for round := range 8 {
 		rec := Recording{Observed: periods(1 + rng.IntN(5)), Registered: periods(1 + rng.IntN(3))}
 		for range 1 + rng.IntN(3) {
 			var steps []Step
@@ -498,5 +502,46 @@ func TestServiceRunsDeploy(t *testing.T) {
 		if sameTimes(runs[i-1].Window, runs[i].Window) {
 			t.Fatalf("service runs %d and %d are equal and not merged", i-1, i)
 		}
+	}
+}
+
+func TestRunsMergeRepeatingWindows(t *testing.T) {
+	now := at(t, "12:00")
+	from := HistoryStart(now, 15*time.Minute)
+	always := []Period{{from, now}}
+	// Critical for 5 minutes in the middle of every 15 minutes: every
+	// window is the same, and so is one run, although no stretch of status
+	// covers even one window.
+	var steps []Step
+	for t := from; t.Before(now); t = t.Add(15 * time.Minute) {
+		steps = append(steps, Step{t, Passing}, Step{t.Add(5 * time.Minute), Critical}, Step{t.Add(10 * time.Minute), Passing})
+	}
+	runs := Runs(Recording{Observed: always, Registered: always, Checks: [][]Step{steps}}, now, 15*time.Minute)
+	if len(runs) != 1 || runs[0].Count != 96 || runs[0].Window.CriticalTime != 5*time.Minute || runs[0].Window.PassingTime != 10*time.Minute {
+		t.Errorf("runs %+v", runs)
+	}
+}
+
+func TestServiceRunsMergeEqualAggregates(t *testing.T) {
+	start := at(t, "12:00")
+	passing := instanceWindow(start, parts{bucketPassing: 15 * time.Minute})
+	critical := instanceWindow(start, parts{bucketCritical: 15 * time.Minute})
+	// a is passing then critical, b the other way round: the service is
+	// half and half all along, one run.
+	a := []Run{{5, passing}, {5, critical}}
+	b := []Run{{5, critical}, {5, passing}}
+	runs := ServiceRuns([][]Run{a, b}, 15*time.Minute)
+	if len(runs) != 1 || runs[0].Count != 10 || runs[0].Window.Passing != 50 || runs[0].Window.CriticalTime != 15*time.Minute {
+		t.Errorf("runs %+v", runs)
+	}
+	// Runs cut at different places: the service's are cut at each.
+	c := []Run{{3, passing}, {7, critical}}
+	runs = ServiceRuns([][]Run{a, c}, 15*time.Minute)
+	var counts []int
+	for _, r := range runs {
+		counts = append(counts, r.Count)
+	}
+	if !slices.Equal(counts, []int{3, 2, 5}) || !runs[1].Window.Start.Equal(start.Add(45*time.Minute)) {
+		t.Errorf("runs %v: %+v", counts, runs)
 	}
 }
