@@ -486,3 +486,32 @@ func TestServicesAnswerFollowsChangesAndGzip(t *testing.T) {
 		t.Errorf("after the watcher lost Consul: %+v", got)
 	}
 }
+
+func TestHistoryKeepsShortFailure(t *testing.T) {
+	ts := newTestServer(t)
+	snap := health.Snapshot{
+		Instances: []health.Instance{{Node: "n1", ServiceID: "web-1", Name: "web", Address: "10.0.0.1", Port: 8443, Tags: []string{"https"}}},
+		Checks:    []health.Check{{Node: "n1", CheckID: "web-ttl", ServiceID: "web-1", Name: "ttl", Status: health.Passing}},
+	}
+	flap := pollTime.Add(29*time.Minute + 30*time.Second)
+	for i, status := range []health.Status{health.Critical, health.Passing} {
+		snap.Checks[0].Status = status
+		if _, err := ts.store.Record(context.Background(), flap.Add(time.Duration(i)*1500*time.Millisecond), snap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 12:00-12:29:31.5: critical for 1.5 s, 0.08 %: shown as 0.1, told to the millisecond.
+	_, _, body := ts.do(t, "GET", "/api/services/n1%2Fweb-1/history?granularity=60", "")
+	h := decode[historyResponse](t, body)
+	last := h.Data[len(h.Data)-1]
+	if !h.Until.Equal(flap.Add(1500*time.Millisecond)) || last.CriticalMs != 1500 || last.Critical != 0.1 {
+		t.Errorf("until %v, last window %+v", h.Until, last)
+	}
+	_, _, body = ts.do(t, "GET", "/api/history?granularity=60", "")
+	batch := decode[batchHistoryResponse](t, body)
+	for _, runs := range [][]runJSON{batch.Services["n1/web-1"], batch.Groups["web"]} {
+		if run := runs[len(runs)-1]; run[3] != 0.1 || run[7] != 1500 {
+			t.Errorf("last run %v, want critical 0.1 %% and 1500 ms", run)
+		}
+	}
+}
