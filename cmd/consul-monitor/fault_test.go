@@ -835,6 +835,11 @@ func TestFaultSnapshotRestore(t *testing.T) {
 		return nil
 	})
 	followed := time.Since(changed)
+	for _, e := range r.proxy.EventsFor(healthEndpoint) {
+		if !e.OK {
+			t.Logf("a health request failed at the proxy: %+v", e)
+		}
+	}
 	r.waitWatching(t, ext, "warning")
 	a := r.account(t)
 	a.check(t)

@@ -428,7 +428,10 @@ func (p *Proxy) pass(w http.ResponseWriter, r *http.Request, ev Event, f *active
 		ev.Status = rec.status
 		ev.ConsulIndex, _ = strconv.ParseUint(rec.Header().Get("X-Consul-Index"), 10, 64)
 		v := recover()
-		ev.OK = v == nil && rec.status >= 200 && rec.status < 300 && r.Context().Err() == nil
+		// Without a panic, ReverseProxy copied the whole answer to the
+		// client; a context cancelled by then only means the client has
+		// closed the connection since.
+		ev.OK = v == nil && rec.status >= 200 && rec.status < 300
 		p.record(ev)
 		if v != nil {
 			panic(v)
