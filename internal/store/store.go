@@ -142,7 +142,7 @@ const ProbeWriteTimeout = 2 * time.Second
 func (s *Store) ProbeWrite(ctx context.Context) error {
 	s.probeOnce.Do(func() {
 		dsn := "file:" + (&url.URL{Path: s.path}).EscapedPath() +
-			fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=synchronous(NORMAL)&_txlock=immediate", (ProbeWriteTimeout-500*time.Millisecond).Milliseconds())
+			fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=synchronous(NORMAL)&_txlock=immediate", (ProbeWriteTimeout/2).Milliseconds())
 		s.probe, s.probeErr = sql.Open("sqlite", dsn)
 		if s.probe != nil {
 			s.probe.SetMaxOpenConns(1)
