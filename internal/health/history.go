@@ -217,58 +217,99 @@ func Aggregate(instances []Window) Window {
 	}
 	var shown [shownBuckets]time.Duration
 	for _, w := range instances {
-		shown[bucketPassing] += w.PassingTime
-		shown[bucketWarning] += w.WarningTime
-		shown[bucketCritical] += w.CriticalTime
-		shown[bucketNoData] += w.NoDataTime - w.UnregisteredTime
+		shown = addTimes(shown, registeredTimes(w), 1)
 	}
 	first := instances[0]
+	return serviceWindow(first.Start, shown, windowLength(first))
+}
+
+// registeredTimes is the time of an instance's window in each status while
+// it was registered.
+func registeredTimes(w Window) [shownBuckets]time.Duration {
+	return [shownBuckets]time.Duration{w.PassingTime, w.WarningTime, w.CriticalTime, w.NoDataTime - w.UnregisteredTime}
+}
+
+func windowLength(w Window) time.Duration {
+	return w.PassingTime + w.WarningTime + w.CriticalTime + w.NoDataTime
+}
+
+func addTimes(a, b [shownBuckets]time.Duration, sign time.Duration) [shownBuckets]time.Duration {
+	for i := range a {
+		a[i] += sign * b[i]
+	}
+	return a
+}
+
+// serviceWindow is a service's window of length with shown instance-time.
+func serviceWindow(start time.Time, shown [shownBuckets]time.Duration, length time.Duration) Window {
 	if shown == ([shownBuckets]time.Duration{}) {
-		// Never registered in the window, an instance's whole window is
-		// unregistered no data: its length.
-		length := first.NoDataTime
-		w := shownWindow(first.Start, [shownBuckets]time.Duration{bucketNoData: length})
+		// Nobody was registered: the window is as one unregistered instance's.
+		w := shownWindow(start, [shownBuckets]time.Duration{bucketNoData: length})
 		w.UnregisteredTime = length
 		return w
 	}
-	return shownWindow(first.Start, shown)
+	return shownWindow(start, shown)
 }
 
 // ServiceRuns aggregates instances' runs, each from Runs over the same
-// history (same until and granularity), into the service's runs. The cost
-// follows the number of runs, not of windows.
+// history (same until and granularity), into the service's runs, as
+// Aggregate does window by window. The cost follows the number of runs, not
+// instances times windows: the sums change only where a run begins.
 func ServiceRuns(instances [][]Run, granularity time.Duration) []Run {
 	if len(instances) == 0 {
 		return nil
 	}
-	next := make([]int, len(instances)) // the run each instance is in
-	used := make([]int, len(instances)) // windows of that run already taken
-	current := make([]Window, len(instances))
-	var out []Run
-	for {
-		// The next n windows are in one run of every instance.
-		n := math.MaxInt
-		for k, runs := range instances {
-			if next[k] >= len(runs) {
-				return out
-			}
-			n = min(n, runs[next[k]].Count-used[k])
-			current[k] = runs[next[k]].Window
-			current[k].Start = current[k].Start.Add(time.Duration(used[k]) * granularity)
+	count := math.MaxInt
+	for _, runs := range instances {
+		n := 0
+		for _, r := range runs {
+			n += r.Count
 		}
-		w := Aggregate(current)
-		if last := len(out) - 1; last >= 0 && sameTimes(out[last].Window, w) {
-			out[last].Count += n
-		} else {
-			out = append(out, Run{Count: n, Window: w})
-		}
-		for k := range instances {
-			if used[k] += n; used[k] == instances[k][next[k]].Count {
-				next[k]++
-				used[k] = 0
+		count = min(count, n)
+	}
+	// changes[i] is how the instances' summed registered times change at
+	// window i; lengths[i], where the first instance's run begins, the
+	// windows' length from there on (only the current window is shorter).
+	changes := make([][shownBuckets]time.Duration, count)
+	lengths := make([]time.Duration, count)
+	for k, runs := range instances {
+		var before [shownBuckets]time.Duration
+		i := 0
+		for _, r := range runs {
+			if i >= count {
+				break
 			}
+			now := registeredTimes(r.Window)
+			changes[i] = addTimes(addTimes(changes[i], now, 1), before, -1)
+			if k == 0 {
+				lengths[i] = windowLength(r.Window)
+			}
+			before = now
+			i += r.Count
 		}
 	}
+	var out []Run
+	var sum [shownBuckets]time.Duration
+	var length time.Duration
+	first := instances[0][0].Window.Start
+	for i := range count {
+		changed := changes[i] != [shownBuckets]time.Duration{} || (lengths[i] != 0 && lengths[i] != length)
+		sum = addTimes(sum, changes[i], 1)
+		if lengths[i] != 0 {
+			length = lengths[i]
+		}
+		if last := len(out) - 1; last >= 0 && !changed {
+			out[last].Count++
+			continue
+		}
+		w := serviceWindow(first.Add(time.Duration(i)*granularity), sum, length)
+		if last := len(out) - 1; last >= 0 && sameTimes(out[last].Window, w) {
+			out[last].Count++
+			continue
+		}
+		out = append(out, Run{Count: 1, Window: w})
+	}
+	return out
 }
 
 // normalise returns rec with its periods sorted and overlapping ones merged,

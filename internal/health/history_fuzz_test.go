@@ -314,9 +314,29 @@ func FuzzServiceRuns(f *testing.F) {
 			instanceRuns = append(instanceRuns, checkWindows(t, rec, until, granularity))
 		}
 		count := WindowCount(end, granularity)
-		got := expand(ServiceRuns(instanceRuns, granularity), granularity, count)
+		serviceRuns := ServiceRuns(instanceRuns, granularity)
+		for i := 1; i < len(serviceRuns); i++ {
+			if sameTimes(serviceRuns[i-1].Window, serviceRuns[i].Window) {
+				t.Fatalf("service runs %d and %d have the same times and are not merged", i-1, i)
+			}
+		}
+		got := expand(serviceRuns, granularity, count)
 		if len(got) != count {
 			t.Fatalf("service has %d windows, want %d", len(got), count)
+		}
+		// ServiceRuns is Aggregate, window by window.
+		instanceWindows := make([][]Window, len(recs))
+		for k, runs := range instanceRuns {
+			instanceWindows[k] = expand(runs, granularity, count)
+		}
+		for i := range got {
+			column := make([]Window, len(recs))
+			for k := range recs {
+				column[k] = instanceWindows[k][i]
+			}
+			if want := Aggregate(column); got[i] != want {
+				t.Fatalf("service window %d: ServiceRuns %+v, Aggregate %+v", i, got[i], want)
+			}
 		}
 		oracles := make([][]parts, len(recs))
 		for k, rec := range recs {

@@ -181,3 +181,33 @@ func TestShortFailureIsNeverRoundedAway(t *testing.T) {
 		t.Errorf("window 10:00-11:00 = %+v, want critical 0.1 %% and 1.5 s", w)
 	}
 }
+
+// An instance that left before the history begins is not in it; one that
+// left inside it is, however its rows were written.
+func TestRecordingsHoldInstancesRegisteredInTheHistory(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "h.db"))
+	snap := cluster(3)
+	mustRecord(t, s, t0.Add(-26*time.Hour), snap)
+	left := snap
+	left.Instances = snap.Instances[1:]
+	mustRecord(t, s, t0.Add(-25*time.Hour), left) // svc-0 leaves before the history
+	left.Instances = snap.Instances[2:]
+	mustRecord(t, s, t0.Add(-time.Hour), left) // svc-1 leaves inside it
+	mustRecord(t, s, t0, left)
+	until := s.HistoryEnd(t0)
+	all, err := s.Recordings(context.Background(), health.HistoryStart(until, time.Hour), until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := all["n0/svc-0"]; ok || len(all) != 2 || !all["n0/svc-1"].Gone || all["n0/svc-2"].Gone {
+		t.Errorf("recordings %v", all)
+	}
+	// Left at 09:00: its last window is unregistered, and no service time.
+	ws := health.Windows(all["n0/svc-1"].Recording, until, time.Hour)
+	if w := ws[len(ws)-1]; w.NoData != 100 || w.UnregisteredTime != time.Hour {
+		t.Errorf("after it left: %+v", w)
+	}
+	if w := ws[len(ws)-2]; w.Passing != 100 {
+		t.Errorf("before it left: %+v", w)
+	}
+}
