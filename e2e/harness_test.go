@@ -142,7 +142,37 @@ type apiServices struct {
 		ID            string `json:"id"`
 		Name          string `json:"name"`
 		CurrentStatus string `json:"current_status"`
+		Checks        []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+			Output string `json:"output"`
+		} `json:"checks"`
 	} `json:"services"`
+}
+
+// status is an instance's current status, or "" if it is not listed.
+func (s apiServices) status(instance string) string {
+	for _, svc := range s.Services {
+		if svc.ID == instance {
+			return svc.CurrentStatus
+		}
+	}
+	return ""
+}
+
+// checkOutput is the output of an instance's check, or "" if there is none.
+func (s apiServices) checkOutput(instance, check string) string {
+	for _, svc := range s.Services {
+		if svc.ID != instance {
+			continue
+		}
+		for _, c := range svc.Checks {
+			if c.ID == check {
+				return c.Output
+			}
+		}
+	}
+	return ""
 }
 
 func (m *monitor) services(tb testing.TB) apiServices {
