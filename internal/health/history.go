@@ -29,29 +29,48 @@ type Step struct {
 	Status Status
 }
 
-// Recording is what was stored about one instance.
+// Recording is what was stored about one instance. It is taken as the
+// database holds it, which need not be tidy: two monitors on one file, or a
+// clock step, leave periods that overlap or run out of order. Every function
+// here normalises a recording before use, so such data can never count the
+// same moment twice.
 type Recording struct {
-	// Observed holds the periods in which the watcher was reading Consul,
-	// oldest first. Time outside them is no data, whatever the checks said
-	// before and after.
+	// Observed holds the periods in which health answers certified the
+	// state. Time outside them is no data, whatever the checks said before
+	// and after.
 	Observed []Period
-	// Registered holds the periods in which the instance was in the catalog,
-	// oldest first.
+	// Registered holds the periods in which the instance was in the catalog.
 	Registered []Period
 	// Checks holds one timeline per check that ever counted for the
-	// instance (its own and its node's), each oldest step first and
-	// starting no later than the history it is asked about.
+	// instance (its own and its node's), each starting no later than the
+	// history it is asked about. Steps at the same moment apply in the
+	// order given: the last one stands.
 	Checks [][]Step
 }
 
-// Window is the share of one history window spent in each status, in
-// percent rounded to 0.1 and summing to exactly 100.
+// Window is one history window: the exact time spent in each status, and
+// the same as shares of the window in percent.
 type Window struct {
-	Start    time.Time
+	Start time.Time
+	// The shares are rounded to 0.1 and sum to exactly 100. A warning,
+	// critical or no data time above zero never shows as 0: it gets at
+	// least 0.1, taken from the largest share, so that a failure is never
+	// rounded away.
 	Passing  float64
 	Warning  float64
 	Critical float64
 	NoData   float64
+	// The exact times. For one instance they add up to the window's
+	// elapsed length; for a service (Aggregate) they are instance-time.
+	PassingTime  time.Duration
+	WarningTime  time.Duration
+	CriticalTime time.Duration
+	NoDataTime   time.Duration
+	// UnregisteredTime is the part of NoDataTime in which the instance was
+	// not in the catalog. For one instance that is no data like any other;
+	// a service leaves it out, so that an instance counts only while it
+	// exists.
+	UnregisteredTime time.Duration
 }
 
 type bucket int
@@ -61,29 +80,42 @@ const (
 	bucketWarning
 	bucketCritical
 	bucketNoData
+	// bucketUnregistered is no data because the instance was not in the
+	// catalog, kept apart so that a service can leave it out.
+	bucketUnregistered
 	bucketCount
 )
 
+// shownBuckets are the statuses a window shows: unregistered time shows as
+// no data.
+const shownBuckets = bucketUnregistered
+
+type parts [bucketCount]time.Duration
+
 // HistoryStart is the start of the first window of the history that ends at
-// now: 24 hours back, aligned down to a multiple of granularity in UTC.
-func HistoryStart(now time.Time, granularity time.Duration) time.Time {
+// until: 24 hours back, aligned down to a multiple of granularity in UTC.
+func HistoryStart(until time.Time, granularity time.Duration) time.Time {
 	// time.Truncate counts from the zero time, which is a UTC midnight, so
 	// for lengths that divide a day this aligns to UTC multiples.
-	return now.Add(-HistorySpan).Truncate(granularity)
+	return until.Add(-HistorySpan).Truncate(granularity)
 }
 
-// WindowCount is how many windows the history ending at now has: those
-// starting before now, the last one being the current, partial one.
-func WindowCount(now time.Time, granularity time.Duration) int {
-	return int((now.Sub(HistoryStart(now, granularity)) + granularity - 1) / granularity)
+// WindowCount is how many windows the history ending at until has: those
+// starting before until, the last one being the current, partial one.
+func WindowCount(until time.Time, granularity time.Duration) int {
+	return int((until.Sub(HistoryStart(until, granularity)) + granularity - 1) / granularity)
 }
 
-// Windows cuts the recording into windows of granularity covering the last
-// 24 hours up to now, oldest first. The last window is the current one,
-// measured over its elapsed time only.
-func Windows(rec Recording, now time.Time, granularity time.Duration) []Window {
-	runs := Runs(rec, now, granularity)
-	windows := make([]Window, 0, WindowCount(now, granularity))
+// Windows cuts the recording into windows of granularity covering the 24
+// hours up to until, oldest first. until is the last moment history can
+// speak for (the last certified one while Consul is being watched); the last
+// window is measured over its elapsed time only.
+func Windows(rec Recording, until time.Time, granularity time.Duration) []Window {
+	return expand(Runs(rec, until, granularity), granularity, WindowCount(until, granularity))
+}
+
+func expand(runs []Run, granularity time.Duration, count int) []Window {
+	windows := make([]Window, 0, count)
 	for _, r := range runs {
 		for i := range r.Count {
 			w := r.Window
@@ -94,8 +126,8 @@ func Windows(rec Recording, now time.Time, granularity time.Duration) []Window {
 	return windows
 }
 
-// Run is Count consecutive windows with the same shares; Window.Start is
-// the first one's start.
+// Run is Count consecutive windows with the same exact times;
+// Window.Start is the first one's start.
 type Run struct {
 	Count  int
 	Window Window
@@ -105,13 +137,13 @@ type Run struct {
 // batch history sends, and it is cheap: a window that lies wholly within
 // one unchanged stretch of status needs no arithmetic, so the cost follows
 // the number of changes rather than the number of windows.
-func Runs(rec Recording, now time.Time, granularity time.Duration) []Run {
-	from := HistoryStart(now, granularity)
-	count := WindowCount(now, granularity)
-	segs := segments(rec, from, now)
+func Runs(rec Recording, until time.Time, granularity time.Duration) []Run {
+	from := HistoryStart(until, granularity)
+	count := WindowCount(until, granularity)
+	segs := segments(normalise(rec), from, until)
 	var runs []Run
 	add := func(n int, w Window) {
-		if last := len(runs) - 1; last >= 0 && sameShares(runs[last].Window, w) {
+		if last := len(runs) - 1; last >= 0 && sameTimes(runs[last].Window, w) {
 			runs[last].Count += n
 			return
 		}
@@ -120,39 +152,176 @@ func Runs(rec Recording, now time.Time, granularity time.Duration) []Run {
 	si := 0
 	for i := 0; i < count; {
 		start := from.Add(time.Duration(i) * granularity)
-		end := earlier(start.Add(granularity), now)
+		end := earlier(start.Add(granularity), until)
 		for !segs[si].End.After(start) {
 			si++
 		}
 		if seg := segs[si]; !seg.End.Before(end) {
-			// This window and the next ones wholly inside seg are all of
-			// seg's status.
-			n := count - i
-			if seg.End.Before(now) {
-				n = int(seg.End.Sub(start) / granularity)
+			// This window, and when it is a full one the next full ones
+			// wholly inside seg, are all of seg's status.
+			n := 1
+			if end.Sub(start) == granularity {
+				n = int(earlier(seg.End, until).Sub(start) / granularity)
 			}
-			var parts [bucketCount]time.Duration
-			parts[seg.bucket] = 1
-			add(n, window(start, percentages(parts, 1)))
+			var p parts
+			p[seg.bucket] = end.Sub(start)
+			add(n, instanceWindow(start, p))
 			i += n
 			continue
 		}
-		var parts [bucketCount]time.Duration
+		var p parts
 		for sj := si; sj < len(segs) && segs[sj].Start.Before(end); sj++ {
-			parts[segs[sj].bucket] += earlier(segs[sj].End, end).Sub(later(segs[sj].Start, start))
+			p[segs[sj].bucket] += earlier(segs[sj].End, end).Sub(later(segs[sj].Start, start))
 		}
-		add(1, window(start, percentages(parts, end.Sub(start))))
+		add(1, instanceWindow(start, p))
 		i++
 	}
 	return runs
 }
 
-func window(start time.Time, pct [bucketCount]float64) Window {
-	return Window{Start: start.UTC(), Passing: pct[bucketPassing], Warning: pct[bucketWarning], Critical: pct[bucketCritical], NoData: pct[bucketNoData]}
+// instanceWindow is one instance's window: unregistered time is no data.
+func instanceWindow(start time.Time, p parts) Window {
+	shown := [shownBuckets]time.Duration{p[bucketPassing], p[bucketWarning], p[bucketCritical], p[bucketNoData] + p[bucketUnregistered]}
+	w := shownWindow(start, shown)
+	w.UnregisteredTime = p[bucketUnregistered]
+	return w
 }
 
-func sameShares(a, b Window) bool {
-	return a.Passing == b.Passing && a.Warning == b.Warning && a.Critical == b.Critical && a.NoData == b.NoData
+func shownWindow(start time.Time, shown [shownBuckets]time.Duration) Window {
+	pct := percentages(shown)
+	return Window{
+		Start:   start.UTC(),
+		Passing: pct[bucketPassing], Warning: pct[bucketWarning], Critical: pct[bucketCritical], NoData: pct[bucketNoData],
+		PassingTime: shown[bucketPassing], WarningTime: shown[bucketWarning], CriticalTime: shown[bucketCritical], NoDataTime: shown[bucketNoData],
+	}
+}
+
+// sameTimes reports whether two windows hold the same exact times, and so
+// the same shares.
+func sameTimes(a, b Window) bool {
+	return a.PassingTime == b.PassingTime && a.WarningTime == b.WarningTime && a.CriticalTime == b.CriticalTime &&
+		a.NoDataTime == b.NoDataTime && a.UnregisteredTime == b.UnregisteredTime
+}
+
+// Aggregate is a service's window made of its instances' windows for the
+// same stretch of time: the share of instance-time in each status, counting
+// each instance only while it was registered. So an instance that came or
+// went within the window counts for the time it existed, and a new
+// instance does not dilute the others with no data. A window in which no
+// instance was registered is all no data.
+func Aggregate(instances []Window) Window {
+	if len(instances) == 0 {
+		return Window{}
+	}
+	var shown [shownBuckets]time.Duration
+	for _, w := range instances {
+		shown[bucketPassing] += w.PassingTime
+		shown[bucketWarning] += w.WarningTime
+		shown[bucketCritical] += w.CriticalTime
+		shown[bucketNoData] += w.NoDataTime - w.UnregisteredTime
+	}
+	first := instances[0]
+	if shown == ([shownBuckets]time.Duration{}) {
+		length := first.PassingTime + first.WarningTime + first.CriticalTime + first.NoDataTime
+		w := shownWindow(first.Start, [shownBuckets]time.Duration{bucketNoData: length})
+		w.UnregisteredTime = length
+		return w
+	}
+	return shownWindow(first.Start, shown)
+}
+
+// ServiceRuns aggregates instances' runs, each from Runs over the same
+// history (same until and granularity), into the service's runs. The cost
+// follows the number of runs, not of windows.
+func ServiceRuns(instances [][]Run, granularity time.Duration) []Run {
+	if len(instances) == 0 {
+		return nil
+	}
+	next := make([]int, len(instances)) // the run each instance is in
+	used := make([]int, len(instances)) // windows of that run already taken
+	current := make([]Window, len(instances))
+	var out []Run
+	for {
+		n := -1
+		for k, runs := range instances {
+			if next[k] >= len(runs) {
+				return out
+			}
+			left := runs[next[k]].Count - used[k]
+			if n < 0 || left < n {
+				n = left
+			}
+			current[k] = runs[next[k]].Window
+			current[k].Start = current[k].Start.Add(time.Duration(used[k]) * granularity)
+		}
+		w := Aggregate(current)
+		if last := len(out) - 1; last >= 0 && sameTimes(out[last].Window, w) {
+			out[last].Count += n
+		} else {
+			out = append(out, Run{Count: n, Window: w})
+		}
+		for k := range instances {
+			if used[k] += n; used[k] == instances[k][next[k]].Count {
+				next[k]++
+				used[k] = 0
+			}
+		}
+	}
+}
+
+// normalise returns rec with its periods sorted and overlapping ones merged,
+// and its timelines sorted, so that no moment counts twice however the
+// recording was stored.
+func normalise(rec Recording) Recording {
+	out := Recording{Observed: normalisePeriods(rec.Observed), Registered: normalisePeriods(rec.Registered), Checks: rec.Checks}
+	cloned := false
+	for i, steps := range rec.Checks {
+		if slices.IsSortedFunc(steps, compareSteps) {
+			continue
+		}
+		if !cloned {
+			// The caller's recording stays as it was.
+			out.Checks, cloned = slices.Clone(rec.Checks), true
+		}
+		sorted := slices.Clone(steps)
+		// Stable: of steps at the same moment the last one given stands.
+		slices.SortStableFunc(sorted, compareSteps)
+		out.Checks[i] = sorted
+	}
+	return out
+}
+
+func compareSteps(a, b Step) int { return a.At.Compare(b.At) }
+
+// normalisePeriods sorts periods, drops empty or reversed ones and merges
+// those that overlap or touch. It returns ps itself when that is already so.
+func normalisePeriods(ps []Period) []Period {
+	tidy := true
+	for i, p := range ps {
+		if !p.Start.Before(p.End) || (i > 0 && !ps[i-1].End.Before(p.Start)) {
+			tidy = false
+			break
+		}
+	}
+	if tidy {
+		return ps
+	}
+	sorted := make([]Period, 0, len(ps))
+	for _, p := range ps {
+		if p.Start.Before(p.End) {
+			sorted = append(sorted, p)
+		}
+	}
+	slices.SortFunc(sorted, func(a, b Period) int { return a.Start.Compare(b.Start) })
+	var out []Period
+	for _, p := range sorted {
+		if last := len(out) - 1; last >= 0 && !out[last].End.Before(p.Start) {
+			out[last].End = later(out[last].End, p.End)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // segment is a stretch of time with one history category.
@@ -161,9 +330,10 @@ type segment struct {
 	bucket bucket
 }
 
-// segments cuts [from, now) into consecutive stretches of one category
-// each: no data outside observed, registered time, else the worst check.
-func segments(rec Recording, from, now time.Time) []segment {
+// segments cuts [from, until) of a normalised recording into consecutive
+// stretches of one category each: unregistered outside the catalog, no data
+// outside observation, else the worst check.
+func segments(rec Recording, from, until time.Time) []segment {
 	var segs []segment
 	add := func(p Period, b bucket) {
 		if last := len(segs) - 1; last >= 0 && segs[last].bucket == b && segs[last].End.Equal(p.Start) {
@@ -173,15 +343,25 @@ func segments(rec Recording, from, now time.Time) []segment {
 		segs = append(segs, segment{p, b})
 	}
 	cursor := from
-	for _, c := range intersect(intersect(rec.Observed, rec.Registered), []Period{{from, now}}) {
-		if c.Start.After(cursor) {
-			add(Period{cursor, c.Start}, bucketNoData)
+	for _, r := range intersect(rec.Registered, []Period{{from, until}}) {
+		if r.Start.After(cursor) {
+			add(Period{cursor, r.Start}, bucketUnregistered)
 		}
-		forEachStatus(rec.Checks, c, add)
-		cursor = c.End
+		cursor = r.Start
+		for _, o := range intersect(rec.Observed, []Period{r}) {
+			if o.Start.After(cursor) {
+				add(Period{cursor, o.Start}, bucketNoData)
+			}
+			forEachStatus(rec.Checks, o, add)
+			cursor = o.End
+		}
+		if cursor.Before(r.End) {
+			add(Period{cursor, r.End}, bucketNoData)
+		}
+		cursor = r.End
 	}
-	if cursor.Before(now) {
-		add(Period{cursor, now}, bucketNoData)
+	if cursor.Before(until) {
+		add(Period{cursor, until}, bucketUnregistered)
 	}
 	return segs
 }
@@ -235,14 +415,25 @@ func bucketAt(checks [][]Step, t time.Time) bucket {
 	return bucketCritical
 }
 
-// percentages rounds parts/whole to tenths of a percent by largest remainder,
-// so that the rounded values still add up to exactly 100.
-func percentages(parts [bucketCount]time.Duration, whole time.Duration) [bucketCount]float64 {
-	var tenths, remainders [bucketCount]int64
+// percentages gives each part's share of their sum in tenths of a percent,
+// by largest remainder so that they add up to exactly 100. Then any warning,
+// critical or no data part above zero that rounded to 0 gets 0.1, taken from
+// the largest share: a short failure must stay visible.
+func percentages(shown [shownBuckets]time.Duration) [shownBuckets]float64 {
+	var whole int64
+	for _, d := range shown {
+		whole += int64(d)
+	}
+	var out [shownBuckets]float64
+	if whole <= 0 {
+		out[bucketNoData] = 100
+		return out
+	}
+	var tenths, remainders [shownBuckets]int64
 	var total int64
-	for i, d := range parts {
-		tenths[i] = int64(d) * 1000 / int64(whole)
-		remainders[i] = int64(d) * 1000 % int64(whole)
+	for i, d := range shown {
+		tenths[i] = int64(d) * 1000 / whole
+		remainders[i] = int64(d) * 1000 % whole
 		total += tenths[i]
 	}
 	for ; total < 1000; total++ {
@@ -255,7 +446,18 @@ func percentages(parts [bucketCount]time.Duration, whole time.Duration) [bucketC
 		tenths[largest]++
 		remainders[largest] = -1
 	}
-	var out [bucketCount]float64
+	for i := bucketWarning; i < shownBuckets; i++ {
+		if shown[i] > 0 && tenths[i] == 0 {
+			largest := 0
+			for j := range tenths {
+				if tenths[j] > tenths[largest] {
+					largest = j
+				}
+			}
+			tenths[largest]--
+			tenths[i] = 1
+		}
+	}
 	for i, t := range tenths {
 		out[i] = float64(t) / 10
 	}

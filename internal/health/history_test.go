@@ -1,6 +1,7 @@
 package health
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -196,14 +197,36 @@ func TestPercentagesAlwaysSumTo100(t *testing.T) {
 	whole := 7 * time.Minute
 	for a := time.Duration(0); a <= whole; a += 13 * time.Second {
 		for b := time.Duration(0); a+b <= whole; b += 29 * time.Second {
-			parts := [bucketCount]time.Duration{a, b, 0, whole - a - b}
-			var tenths int
-			for _, p := range percentages(parts, whole) {
-				tenths += int(p*10 + 0.5)
+			for c := time.Duration(0); a+b+c <= whole; c += 37 * time.Second {
+				shown := [shownBuckets]time.Duration{a, b, c, whole - a - b - c}
+				checkShares(t, fmt.Sprint(shown), shown, percentages(shown))
 			}
-			if tenths != 1000 {
-				t.Fatalf("parts %v sum to %d tenths", parts, tenths)
-			}
+		}
+	}
+}
+
+func TestPercentages(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name  string
+		shown [shownBuckets]time.Duration
+		want  [shownBuckets]float64
+	}{
+		{"all passing", [4]time.Duration{time.Hour, 0, 0, 0}, [4]float64{100, 0, 0, 0}},
+		// 1.5 s of 60 min is 0.04 %: shown as 0.1, taken from passing.
+		{"a short failure is never 0", [4]time.Duration{time.Hour - 1500*ms, 0, 1500 * ms, 0}, [4]float64{99.9, 0, 0.1, 0}},
+		{"each short status gets its sliver", [4]time.Duration{time.Hour - 3*ms, ms, ms, ms}, [4]float64{99.7, 0.1, 0.1, 0.1}},
+		// The sliver comes from the largest share, whichever it is.
+		{"taken from the largest, not from passing", [4]time.Duration{10 * time.Minute, 0, ms, 50*time.Minute - ms}, [4]float64{16.7, 0, 0.1, 83.2}},
+		// Passing has no floor: hiding a little health hides no failure.
+		{"a little passing may round to 0", [4]time.Duration{ms, 0, time.Hour - ms, 0}, [4]float64{0, 0, 100, 0}},
+		{"0.05 % rounds up by itself", [4]time.Duration{time.Hour - 1800*ms, 0, 1800 * ms, 0}, [4]float64{99.9, 0, 0.1, 0}},
+		{"thirds: the leftover tenth goes to the first", [4]time.Duration{time.Minute, time.Minute, time.Minute, 0}, [4]float64{33.4, 33.3, 33.3, 0}},
+		{"nothing at all is no data", [4]time.Duration{}, [4]float64{0, 0, 0, 100}},
+	}
+	for _, tt := range tests {
+		if got := percentages(tt.shown); got != tt.want {
+			t.Errorf("%s: percentages(%v) = %v, want %v", tt.name, tt.shown, got, tt.want)
 		}
 	}
 }
@@ -265,7 +288,10 @@ func TestRunsMatchSecondBySecond(t *testing.T) {
 						}
 						return false
 					}
-					b := bucketNoData
+					b := bucketUnregistered
+					if in(rec.Registered) {
+						b = bucketNoData
+					}
 					if in(rec.Observed) && in(rec.Registered) {
 						var present []Check
 						for _, steps := range rec.Checks {
@@ -284,7 +310,7 @@ func TestRunsMatchSecondBySecond(t *testing.T) {
 					}
 					parts[b] += time.Second
 				}
-				want := window(start, percentages(parts, end.Sub(start)))
+				want := instanceWindow(start, parts)
 				if w != want {
 					t.Fatalf("round %d, %v windows, window %d: got %+v, want %+v", round, g, i, w, want)
 				}
@@ -292,10 +318,185 @@ func TestRunsMatchSecondBySecond(t *testing.T) {
 			// Runs are Windows merged: never two equal neighbours.
 			runs := Runs(rec, now, g)
 			for i := 1; i < len(runs); i++ {
-				if sameShares(runs[i-1].Window, runs[i].Window) {
+				if sameTimes(runs[i-1].Window, runs[i].Window) {
 					t.Fatalf("runs %d and %d are equal and not merged", i-1, i)
 				}
 			}
+		}
+	}
+}
+
+func TestWindowsNormaliseStoredPeriods(t *testing.T) {
+	now := at(t, "12:00")
+	steps := [][]Step{{{at(t, "2026-11-23T00:00:00Z"), Passing}, {at(t, "11:10"), Critical}, {at(t, "11:20"), Passing}}}
+	always := []Period{{at(t, "2026-11-23T00:00:00Z"), now}}
+	tidy := Recording{Observed: []Period{{at(t, "11:00"), at(t, "11:40")}}, Registered: always, Checks: steps}
+	tests := []struct {
+		name     string
+		observed []Period
+	}{
+		// Two monitors on one file each wrote their own period.
+		{"overlapping", []Period{{at(t, "11:00"), at(t, "11:30")}, {at(t, "11:10"), at(t, "11:40")}}},
+		{"one inside another", []Period{{at(t, "11:00"), at(t, "11:40")}, {at(t, "11:05"), at(t, "11:25")}, {at(t, "11:10"), at(t, "11:20")}}},
+		// A restart after the clock stepped back writes an earlier period after a later one.
+		{"out of order", []Period{{at(t, "11:20"), at(t, "11:40")}, {at(t, "11:00"), at(t, "11:20")}}},
+		{"duplicated", []Period{{at(t, "11:00"), at(t, "11:40")}, {at(t, "11:00"), at(t, "11:40")}}},
+		// A period whose end went back before its start certifies nothing.
+		{"reversed and empty ones", []Period{{at(t, "11:00"), at(t, "11:40")}, {at(t, "11:50"), at(t, "11:45")}, {at(t, "11:55"), at(t, "11:55")}}},
+	}
+	want := Windows(tidy, now, time.Hour)
+	// 11:00-11:10 passing, 11:10-11:20 critical, 11:20-11:40 passing, 20 min unobserved.
+	wantWindow(t, want[len(want)-1], 50, 0, 16.7, 33.3)
+	for _, tt := range tests {
+		rec := tidy
+		rec.Observed = tt.observed
+		rec.Registered = append(slices.Clone(always), always...)
+		if got := Windows(rec, now, time.Hour); !slices.Equal(got, want) {
+			t.Errorf("%s: last window %+v, want %+v", tt.name, got[len(got)-1], want[len(want)-1])
+		}
+	}
+
+	// A timeline written across a backwards clock step: sorted by time, its
+	// last step is passing, so it does not stay critical.
+	stepped := tidy
+	stepped.Checks = [][]Step{{{at(t, "2026-11-23T00:00:00Z"), Passing}, {at(t, "11:20"), Passing}, {at(t, "11:10"), Critical}}}
+	if got := Windows(stepped, now, time.Hour); !slices.Equal(got, want) {
+		t.Errorf("unsorted steps: last window %+v, want %+v", got[len(got)-1], want[len(want)-1])
+	}
+	if stepped.Checks[0][2].Status != Critical {
+		t.Error("Windows reordered the caller's timeline")
+	}
+	// Of two steps at the same moment, the later in the timeline stands.
+	same := tidy
+	same.Checks = [][]Step{{{at(t, "2026-11-23T00:00:00Z"), Passing}, {at(t, "11:10"), Warning}, {at(t, "11:10"), Critical}, {at(t, "11:20"), Passing}}}
+	if got := Windows(same, now, time.Hour); !slices.Equal(got, want) {
+		t.Errorf("same-moment steps: last window %+v, want %+v", got[len(got)-1], want[len(want)-1])
+	}
+}
+
+func TestWindowsExactTimes(t *testing.T) {
+	now := at(t, "12:00")
+	dayBefore := at(t, "2026-11-23T00:00:00Z")
+	always := []Period{{dayBefore, now}}
+	flap := at(t, "10:20")
+	rec := Recording{Observed: always, Registered: always, Checks: [][]Step{{
+		{dayBefore, Passing}, {flap, Critical}, {flap.Add(1500 * time.Millisecond), Passing},
+	}}}
+	w := windowAt(t, Windows(rec, now, time.Hour), "10:00")
+	// 1.5 s of 60 min is 0.04 %: it shows as 0.1, and its exact time is kept.
+	wantWindow(t, w, 99.9, 0, 0.1, 0)
+	if w.CriticalTime != 1500*time.Millisecond || w.PassingTime != time.Hour-1500*time.Millisecond || w.WarningTime != 0 || w.NoDataTime != 0 {
+		t.Errorf("times %+v", w)
+	}
+	// At 5 minutes it is still 0.5 %.
+	wantWindow(t, windowAt(t, Windows(rec, now, 5*time.Minute), "10:20"), 99.5, 0, 0.5, 0)
+}
+
+func TestWindowsEndAtUntil(t *testing.T) {
+	// The last certified moment was 12:29:30: history ends there.
+	until := at(t, "2026-11-24T12:29:30Z")
+	dayBefore := at(t, "2026-11-23T00:00:00Z")
+	rec := Recording{
+		Observed:   []Period{{dayBefore, at(t, "12:20")}},
+		Registered: []Period{{dayBefore, until.Add(time.Hour)}},
+		Checks:     [][]Step{{{dayBefore, Passing}}},
+	}
+	ws := Windows(rec, until, 15*time.Minute)
+	if len(ws) != 97 || !ws[0].Start.Equal(at(t, "2026-11-23T12:15:00Z")) {
+		t.Fatalf("%d windows from %v", len(ws), ws[0].Start)
+	}
+	last := ws[len(ws)-1]
+	// 12:15-12:29:30: passing 5 min, then 9.5 min not certified.
+	if !last.Start.Equal(at(t, "12:15")) || last.PassingTime != 5*time.Minute || last.NoDataTime != 9*time.Minute+30*time.Second || last.UnregisteredTime != 0 {
+		t.Errorf("last window %+v", last)
+	}
+	wantWindow(t, last, 34.5, 0, 0, 65.5)
+	runs := Runs(rec, until, 15*time.Minute)
+	// Passing all along, then the 12:15 window: the full windows form one
+	// run, and the partial one, with other times, is not merged into it.
+	if len(runs) != 2 || runs[0].Count != 96 || runs[1].Count != 1 {
+		t.Errorf("runs %+v", runs)
+	}
+}
+
+func TestRunsMergeOnlyEqualTimes(t *testing.T) {
+	now := at(t, "12:07")
+	dayBefore := at(t, "2026-11-23T00:00:00Z")
+	always := []Period{{dayBefore, now}}
+	rec := Recording{Observed: always, Registered: always, Checks: [][]Step{{{dayBefore, Passing}}}}
+	runs := Runs(rec, now, 15*time.Minute)
+	// 96 full passing windows, then the current one: 100 % too, but 7 min.
+	if len(runs) != 2 || runs[0].Count != 96 || runs[1].Count != 1 || runs[1].Window.PassingTime != 7*time.Minute || runs[1].Window.Passing != 100 {
+		t.Errorf("runs %+v", runs)
+	}
+}
+
+func TestAggregate(t *testing.T) {
+	start := at(t, "12:00")
+	win := func(passing, warning, critical, nodata, unregistered time.Duration) Window {
+		return instanceWindow(start, parts{passing, warning, critical, nodata, unregistered})
+	}
+	m := time.Minute
+	tests := []struct {
+		name      string
+		instances []Window
+		times     [shownBuckets]time.Duration
+		shares    [shownBuckets]float64
+	}{
+		// A deploy: a was critical 12:00-12:10 and left; b came at 12:10.
+		{"a replaced instance keeps its failure", []Window{win(0, 0, 10*m, 0, 5*m), win(5*m, 0, 0, 0, 10*m)},
+			[4]time.Duration{5 * m, 0, 10 * m, 0}, [4]float64{33.3, 0, 66.7, 0}},
+		// A new instance does not dilute the others with the time before it existed.
+		{"a new instance counts from its registration", []Window{win(15*m, 0, 0, 0, 0), win(1*m, 0, 0, 0, 14*m)},
+			[4]time.Duration{16 * m, 0, 0, 0}, [4]float64{100, 0, 0, 0}},
+		// Registered but not observed is no data, and counts.
+		{"unobserved registered time is no data", []Window{win(10*m, 0, 0, 5*m, 0), win(15*m, 0, 0, 0, 0)},
+			[4]time.Duration{25 * m, 0, 0, 5 * m}, [4]float64{83.3, 0, 0, 16.7}},
+		{"nobody registered is no data", []Window{win(0, 0, 0, 0, 15*m), win(0, 0, 0, 0, 15*m)},
+			[4]time.Duration{0, 0, 0, 15 * m}, [4]float64{0, 0, 0, 100}},
+		{"a short failure among many", []Window{win(15*m, 0, 0, 0, 0), win(15*m-time.Second, time.Second, 0, 0, 0)},
+			[4]time.Duration{30*m - time.Second, time.Second, 0, 0}, [4]float64{99.9, 0.1, 0, 0}},
+	}
+	for _, tt := range tests {
+		got := Aggregate(tt.instances)
+		if !got.Start.Equal(start) || shownTimes(got) != tt.times || shares(got) != tt.shares {
+			t.Errorf("%s: %+v, want times %v shares %v", tt.name, got, tt.times, tt.shares)
+		}
+	}
+	if got := Aggregate(nil); got != (Window{}) {
+		t.Errorf("no instances: %+v", got)
+	}
+}
+
+func TestServiceRunsDeploy(t *testing.T) {
+	now := at(t, "12:00")
+	dayBefore := at(t, "2026-11-23T00:00:00Z")
+	observed := []Period{{dayBefore, now}}
+	// api-a was critical from 11:05 and left at 11:10; api-b came at 11:10, passing.
+	a := Recording{Observed: observed, Registered: []Period{{dayBefore, at(t, "11:10")}},
+		Checks: [][]Step{{{dayBefore, Passing}, {at(t, "11:05"), Critical}, {at(t, "11:10"), ""}}}}
+	b := Recording{Observed: observed, Registered: []Period{{at(t, "11:10"), now}},
+		Checks: [][]Step{{{at(t, "11:10"), Passing}}}}
+	g := 15 * time.Minute
+	runs := ServiceRuns([][]Run{Runs(a, now, g), Runs(b, now, g)}, g)
+	ws := expand(runs, g, WindowCount(now, g))
+	if len(ws) != 96 {
+		t.Fatalf("%d windows", len(ws))
+	}
+	w := windowAt(t, ws, "11:00")
+	// a: passing 5, critical 5 min; b: passing 5 min.
+	wantWindow(t, w, 66.7, 0, 33.3, 0)
+	if w.CriticalTime != 5*time.Minute || w.PassingTime != 10*time.Minute {
+		t.Errorf("11:00 %+v", w)
+	}
+	wantWindow(t, windowAt(t, ws, "10:45"), 100, 0, 0, 0)
+	wantWindow(t, windowAt(t, ws, "11:45"), 100, 0, 0, 0)
+	if ServiceRuns(nil, g) != nil {
+		t.Error("a service without instances has runs")
+	}
+	for i := 1; i < len(runs); i++ {
+		if sameTimes(runs[i-1].Window, runs[i].Window) {
+			t.Fatalf("service runs %d and %d are equal and not merged", i-1, i)
 		}
 	}
 }

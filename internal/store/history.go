@@ -11,9 +11,11 @@ import (
 )
 
 // Recording returns what is stored about the instance with API identifier
-// id from the moment from until now, or ErrNotFound. Check timelines start
-// with the step in force at from.
-func (s *Store) Recording(ctx context.Context, id string, from, now time.Time) (health.Recording, error) {
+// id from the moment from until until (see HistoryEnd), or ErrNotFound.
+// It answers for an instance that has left the catalog too, until
+// retention removes it. Check timelines start with the step in force at
+// from.
+func (s *Store) Recording(ctx context.Context, id string, from, until time.Time) (health.Recording, error) {
 	node, serviceID, ok := health.ParseInstanceID(id)
 	if !ok {
 		return health.Recording{}, ErrNotFound
@@ -35,14 +37,14 @@ func (s *Store) Recording(ctx context.Context, id string, from, now time.Time) (
 	}
 
 	var rec health.Recording
-	if rec.Observed, err = s.observed(ctx, tx, from, now); err != nil {
+	if rec.Observed, err = observed(ctx, tx, from, until); err != nil {
 		return health.Recording{}, err
 	}
 	registrations, err := queryRegistrations(ctx, tx, `WHERE instance_id = ?`, instanceID)
 	if err != nil {
 		return health.Recording{}, err
 	}
-	rec.Registered = registeredPeriods(registrations[instanceID], now)
+	rec.Registered = registeredPeriods(registrations[instanceID], until)
 	steps, err := queryCheckSteps(ctx, tx, from, `AND s.check_id IN (SELECT id FROM checks WHERE node = ? AND service_id IN (?, ''))`, node, serviceID)
 	if err != nil {
 		return health.Recording{}, err
@@ -53,20 +55,37 @@ func (s *Store) Recording(ctx context.Context, id string, from, now time.Time) (
 	return rec, nil
 }
 
-// Recordings returns Recording for every instance in Consul at the last
-// poll, keyed by API identifier, read in a fixed number of queries.
-func (s *Store) Recordings(ctx context.Context, from, now time.Time) (map[string]health.Recording, error) {
+// InstanceRecording is one instance's Recording with what names it, so
+// that an instance that has left the catalog can still be shown.
+type InstanceRecording struct {
+	health.Recording
+	Node, ServiceID string
+	// Name is the service's name, which groups instances.
+	Name string
+	// Gone is true when the instance was not in the catalog at the last
+	// read; DeregisteredAt is then when it left (its last deregistration).
+	Gone           bool
+	DeregisteredAt time.Time
+}
+
+// Recordings returns a Recording for every instance that was in the
+// catalog at any time from from until until, keyed by API identifier,
+// including those that have left since, in a fixed number of queries.
+func (s *Store) Recordings(ctx context.Context, from, until time.Time) (map[string]InstanceRecording, error) {
 	tx, err := s.reader.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
 
-	observed, err := s.observed(ctx, tx, from, now)
+	observed, err := observed(ctx, tx, from, until)
 	if err != nil {
 		return nil, err
 	}
-	registrations, err := queryRegistrations(ctx, tx, `WHERE instance_id IN (SELECT id FROM instances WHERE registered = 1)`)
+	// Registered now, or left after from: registered at some time in the
+	// history.
+	const inHistory = `(registered = 1 OR id IN (SELECT instance_id FROM registrations WHERE registered = 0 AND at_ms > ?))`
+	registrations, err := queryRegistrations(ctx, tx, `WHERE instance_id IN (SELECT id FROM instances WHERE `+inHistory+`)`, from.UnixMilli())
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +93,6 @@ func (s *Store) Recordings(ctx context.Context, from, now time.Time) (map[string
 	if err != nil {
 		return nil, err
 	}
-	type instanceKey struct{ node, serviceID string }
 	serviceChecks := map[instanceKey][][]health.Step{}
 	nodeChecks := map[string][][]health.Step{}
 	for _, c := range steps {
@@ -86,49 +104,72 @@ func (s *Store) Recordings(ctx context.Context, from, now time.Time) (map[string
 		}
 	}
 
-	rows, err := tx.QueryContext(ctx, `SELECT id, node, service_id FROM instances WHERE registered = 1`)
+	rows, err := tx.QueryContext(ctx, `SELECT id, node, service_id, name, registered FROM instances WHERE `+inHistory, from.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("store: instances: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]health.Recording{}
+	out := map[string]InstanceRecording{}
 	for rows.Next() {
 		var id int64
-		var node, serviceID string
-		if err := rows.Scan(&id, &node, &serviceID); err != nil {
+		var node, serviceID, name string
+		var registered bool
+		if err := rows.Scan(&id, &node, &serviceID, &name, &registered); err != nil {
 			return nil, fmt.Errorf("store: instances: %w", err)
 		}
 		own := serviceChecks[instanceKey{node, serviceID}]
 		checks := make([][]health.Step, 0, len(own)+len(nodeChecks[node]))
-		out[health.InstanceID(node, serviceID)] = health.Recording{
-			Observed:   observed,
-			Registered: registeredPeriods(registrations[id], now),
-			Checks:     append(append(checks, own...), nodeChecks[node]...),
+		ir := InstanceRecording{
+			Recording: health.Recording{
+				Observed:   observed,
+				Registered: registeredPeriods(registrations[id], until),
+				Checks:     append(append(checks, own...), nodeChecks[node]...),
+			},
+			Node: node, ServiceID: serviceID, Name: name, Gone: !registered,
 		}
+		if ir.Gone {
+			ir.DeregisteredAt = lastDeregistration(registrations[id])
+		}
+		out[health.InstanceID(node, serviceID)] = ir
 	}
 	return out, rows.Err()
 }
 
-// observed returns the observation periods that reach past from. The one
-// being extended by the running watcher lasts until now.
-func (s *Store) observed(ctx context.Context, tx *sql.Tx, from, now time.Time) ([]health.Period, error) {
-	open := s.openObservation.Load()
-	rows, err := tx.QueryContext(ctx, `SELECT id, start_ms, end_ms FROM observations WHERE end_ms >= ? ORDER BY start_ms`, from.UnixMilli())
+// HistoryEnd is the moment history can speak for up to, given the clock
+// reads now. While Consul is being watched that is the last certified
+// moment: the query in flight has not said yet what happened since. When
+// it is not, the time since is no data up to now; and should the clock
+// have stepped back behind what is recorded, history still reaches the
+// last recorded moment.
+func (s *Store) HistoryEnd(now time.Time) time.Time {
+	last := s.LastRecorded()
+	if s.Observing() && !last.IsZero() {
+		return last
+	}
+	if last.After(now) {
+		return last
+	}
+	return now
+}
+
+// observed returns the observation periods that reach past from, as
+// stored: each ends at the last moment it certified. They may overlap or
+// run out of order if two writers or a clock step left them so; health
+// normalises them.
+func observed(ctx context.Context, tx *sql.Tx, from, until time.Time) ([]health.Period, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT start_ms, end_ms FROM observations WHERE end_ms > ? AND start_ms < ? ORDER BY start_ms, end_ms`,
+		from.UnixMilli(), until.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("store: observations: %w", err)
 	}
 	defer rows.Close()
 	var periods []health.Period
 	for rows.Next() {
-		var id, start, end int64
-		if err := rows.Scan(&id, &start, &end); err != nil {
+		var start, end int64
+		if err := rows.Scan(&start, &end); err != nil {
 			return nil, fmt.Errorf("store: observations: %w", err)
 		}
-		p := health.Period{Start: fromMillis(start), End: fromMillis(end)}
-		if id == open && now.After(p.End) {
-			p.End = now
-		}
-		periods = append(periods, p)
+		periods = append(periods, health.Period{Start: fromMillis(start), End: fromMillis(end)})
 	}
 	return periods, rows.Err()
 }
@@ -158,9 +199,10 @@ func queryRegistrations(ctx context.Context, tx *sql.Tx, where string, args ...a
 	return out, rows.Err()
 }
 
-// registeredPeriods turns an instance's registration rows into the periods
-// in which it was in the catalog.
-func registeredPeriods(rows []registration, now time.Time) []health.Period {
+// registeredPeriods turns an instance's registration rows, oldest first,
+// into the periods in which it was in the catalog; one still open lasts
+// until until.
+func registeredPeriods(rows []registration, until time.Time) []health.Period {
 	var periods []health.Period
 	var openSince *time.Time
 	for _, r := range rows {
@@ -172,10 +214,21 @@ func registeredPeriods(rows []registration, now time.Time) []health.Period {
 			openSince = nil
 		}
 	}
-	if openSince != nil && now.After(*openSince) {
-		periods = append(periods, health.Period{Start: *openSince, End: now})
+	if openSince != nil && until.After(*openSince) {
+		periods = append(periods, health.Period{Start: *openSince, End: until})
 	}
 	return periods
+}
+
+// lastDeregistration is when the instance last left the catalog.
+func lastDeregistration(rows []registration) time.Time {
+	var last time.Time
+	for _, r := range rows {
+		if !r.registered && r.at.After(last) {
+			last = r.at
+		}
+	}
+	return last
 }
 
 type checkTimeline struct {

@@ -47,7 +47,7 @@ type Store struct {
 	current atomic.Pointer[Published]
 	// openObservation is the observations row the watcher is extending, or
 	// 0 when the last attempt to observe Consul failed or none was made
-	// since start. History extends that row up to now.
+	// since start. History ends at its end while it is open (HistoryEnd).
 	openObservation atomic.Int64
 	// lastRecordedMs is when the newest recorded poll happened, in Unix
 	// milliseconds; 0 for an empty database.

@@ -116,13 +116,18 @@ func TestHistoryFromPolls(t *testing.T) {
 	}
 	s.EndObservation()
 	mustRecord(t, s, t0.Add(25*time.Minute), snap)
-	now := t0.Add(29 * time.Minute)
+	// Watching, at 10:29: history ends at the last certified moment, 10:25.
+	until := s.HistoryEnd(t0.Add(29 * time.Minute))
+	if !until.Equal(t0.Add(25 * time.Minute)) {
+		t.Fatalf("history ends at %v while observing, want the last recorded moment", until)
+	}
+	now := until
 
-	rec, err := s.Recording(context.Background(), id, health.HistoryStart(now, 15*time.Minute), now)
+	rec, err := s.Recording(context.Background(), id, health.HistoryStart(until, 15*time.Minute), until)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws := health.Windows(rec, now, 15*time.Minute)
+	ws := health.Windows(rec, until, 15*time.Minute)
 	last3 := ws[len(ws)-3:]
 	check := func(w health.Window, p, c, n float64) {
 		t.Helper()
@@ -132,8 +137,21 @@ func TestHistoryFromPolls(t *testing.T) {
 	}
 	check(last3[0], 0, 0, 100)     // 09:45-10:00: before the first poll
 	check(last3[1], 66.7, 33.3, 0) // 10:00-10:15: critical 10:05-10:10
-	// 10:15-10:29 (14 min): passing 10:15-10:20 and 10:25-10:29 (9 min), gap 10:20-10:25 (5 min).
-	check(last3[2], 64.3, 0, 35.7)
+	// 10:15-10:25 (10 min): passing 10:15-10:20, gap 10:20-10:25. Nothing
+	// is certified after 10:25 yet: the window ends there.
+	check(last3[2], 50, 0, 50)
+	if last3[2].PassingTime != 5*time.Minute || last3[2].NoDataTime != 5*time.Minute {
+		t.Errorf("exact times of the last window: %+v", last3[2])
+	}
+	// Not watching: the time since the last certified moment is no data up to now.
+	s.EndObservation()
+	if got := s.HistoryEnd(t0.Add(29 * time.Minute)); !got.Equal(t0.Add(29 * time.Minute)) {
+		t.Errorf("history ends at %v when not observing, want now", got)
+	}
+	// A clock that went back behind the recording does not cut it short.
+	if got := s.HistoryEnd(t0); !got.Equal(t0.Add(25 * time.Minute)) {
+		t.Errorf("history ends at %v with the clock behind the recording", got)
+	}
 
 	if _, err := s.Recording(context.Background(), "n0/nope", now, now); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown instance: err = %v, want ErrNotFound", err)
@@ -167,14 +185,14 @@ func TestRestartKeepsHistoryAndState(t *testing.T) {
 	if got := countRows(t, s, "observations"); got != 2 {
 		t.Errorf("%d observation periods, want 2 (the downtime is a gap)", got)
 	}
-	now := t0.Add(15 * time.Minute)
+	now := s.HistoryEnd(t0.Add(15 * time.Minute))
 	rec, err := s.Recording(context.Background(), "n0/svc-1", health.HistoryStart(now, 15*time.Minute), now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := health.Windows(rec, now, 15*time.Minute)
-	// 10:00-10:15: critical 10:00-10:01 and 10:10-10:15 (6 min), down 9 min.
-	if got := w[len(w)-1]; got.Critical != 40 || got.NoData != 60 {
+	// 10:00-10:10, up to the last certified moment: critical 10:00-10:01, down 9 min.
+	if got := w[len(w)-1]; got.Critical != 10 || got.NoData != 90 || got.CriticalTime != time.Minute || got.NoDataTime != 9*time.Minute {
 		t.Errorf("window across the restart = %+v", got)
 	}
 }
@@ -303,18 +321,21 @@ func TestRecordingsMatchRecording(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != len(gone.Instances) {
-		t.Fatalf("%d recordings for %d current instances", len(all), len(gone.Instances))
+	if len(all) != len(snap.Instances) {
+		t.Fatalf("%d recordings for %d instances registered in the history", len(all), len(snap.Instances))
 	}
-	if _, ok := all["n0/svc-0"]; ok {
-		t.Error("a deregistered instance is in the batch")
+	if left := all["n0/svc-0"]; !left.Gone || !left.DeregisteredAt.Equal(t0.Add(3*time.Minute)) || left.Name != "svc" || left.Node != "n0" || left.ServiceID != "svc-0" {
+		t.Errorf("the deregistered instance: %+v", left)
 	}
 	for id, batch := range all {
+		if id != "n0/svc-0" && (batch.Gone || !batch.DeregisteredAt.IsZero()) {
+			t.Errorf("%s is registered but marked gone", id)
+		}
 		single, err := s.Recording(context.Background(), id, from, now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(health.Windows(batch, now, 5*time.Minute), health.Windows(single, now, 5*time.Minute)) {
+		if !reflect.DeepEqual(health.Windows(batch.Recording, now, 5*time.Minute), health.Windows(single, now, 5*time.Minute)) {
 			t.Errorf("%s: batch and single recordings differ:\n%+v\n%+v", id, batch, single)
 		}
 		want := 2 // its own check and its node's

@@ -24,8 +24,9 @@ const MaxBodyBytes = 64 << 10
 type Store interface {
 	Published() store.Published
 	LastRecorded() time.Time
-	Recording(ctx context.Context, id string, from, now time.Time) (health.Recording, error)
-	Recordings(ctx context.Context, from, now time.Time) (map[string]health.Recording, error)
+	HistoryEnd(now time.Time) time.Time
+	Recording(ctx context.Context, id string, from, until time.Time) (health.Recording, error)
+	Recordings(ctx context.Context, from, until time.Time) (map[string]store.InstanceRecording, error)
 	Ping(ctx context.Context) error
 }
 

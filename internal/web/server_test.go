@@ -145,23 +145,37 @@ func TestServiceHistory(t *testing.T) {
 		t.Fatalf("status %d: %s", code, body)
 	}
 	h := decode[historyResponse](t, body)
-	// now is 12:30, aligned: exactly 24 h of 15-minute windows.
-	if h.ServiceID != "n1/web-1" || h.Granularity != 15 || len(h.Data) != 96 {
-		t.Fatalf("history: id %q granularity %d, %d windows", h.ServiceID, h.Granularity, len(h.Data))
+	// Polled 12:00 to 12:29 and still watching at 12:30: history ends at the
+	// last certified moment, 12:29, after 96 full windows and a 14 min one.
+	if h.ServiceID != "n1/web-1" || h.Granularity != 15 || !h.Until.Equal(pollTime.Add(29*time.Minute)) || len(h.Data) != 97 {
+		t.Fatalf("history: id %q granularity %d until %v, %d windows", h.ServiceID, h.Granularity, h.Until, len(h.Data))
 	}
 	for _, w := range h.Data {
 		if sum := w.Passing + w.Warning + w.Critical + w.NoData; sum < 99.95 || sum > 100.05 {
 			t.Fatalf("window %v sums to %v", w.Timestamp, sum)
 		}
+		if ms := w.PassingMs + w.WarningMs + w.CriticalMs + w.NoDataMs; ms != min(15*60_000, h.Until.Sub(w.Timestamp).Milliseconds()) {
+			t.Fatalf("window %v: %d ms", w.Timestamp, ms)
+		}
 	}
-	// Polled 12:00 to 12:29, warning all along, and the watcher no longer
-	// extends the period (the store's observation is open: it does, to now).
+	if !strings.Contains(string(body), `"until":"2026-11-24T12:29:00Z"`) || !strings.Contains(string(body), `"warning_ms":840000`) {
+		t.Errorf("until and exact times in the body: %s", body[len(body)-300:])
+	}
 	last := h.Data[len(h.Data)-1]
-	if !last.Timestamp.Equal(pollTime.Add(15*time.Minute)) || last.Warning != 100 {
+	if !last.Timestamp.Equal(pollTime.Add(15*time.Minute)) || last.Warning != 100 || last.WarningMs != 14*60_000 {
 		t.Errorf("last window %+v", last)
 	}
-	if first := h.Data[0]; first.NoData != 100 {
+	if first := h.Data[0]; first.NoData != 100 || first.NoDataMs != 15*60_000 {
 		t.Errorf("first window %+v, want no data", first)
+	}
+	// Not watching any more: the time since the last certified moment is
+	// no data, up to now.
+	ts.store.EndObservation()
+	_, _, body = ts.do(t, "GET", "/api/services/n1%2Fweb-1/history?granularity=15", "")
+	h = decode[historyResponse](t, body)
+	last = h.Data[len(h.Data)-1]
+	if !h.Until.Equal(ts.now) || len(h.Data) != 96 || last.WarningMs != 14*60_000 || last.NoDataMs != 60_000 || last.Warning != 93.3 || last.NoData != 6.7 {
+		t.Errorf("not observing: until %v, %d windows, last %+v", h.Until, len(h.Data), last)
 	}
 
 	for _, bad := range []string{"10", "abc", "", "15.0", "-5"} {
@@ -347,34 +361,90 @@ func TestAllHistory(t *testing.T) {
 		t.Fatalf("%d %s", code, body)
 	}
 	batch := decode[batchHistoryResponse](t, body)
-	if batch.Granularity != 5 || batch.Windows != 288 || !batch.Start.Equal(pollTime.Add(30*time.Minute-24*time.Hour)) || len(batch.Services) != 3 {
-		t.Fatalf("batch: granularity %d, %d windows from %v, %d services", batch.Granularity, batch.Windows, batch.Start, len(batch.Services))
+	// History ends at the last certified moment, 12:29: 288 full windows from 12:25 the day before and a 4 min one.
+	until := pollTime.Add(29 * time.Minute)
+	if batch.Granularity != 5 || batch.Windows != 289 || !batch.Until.Equal(until) || !batch.Start.Equal(until.Add(-4*time.Minute-24*time.Hour)) || len(batch.Services) != 3 {
+		t.Fatalf("batch: granularity %d, %d windows from %v until %v, %d services", batch.Granularity, batch.Windows, batch.Start, batch.Until, len(batch.Services))
+	}
+	if len(batch.Gone) != 0 || len(batch.Groups) != 3 {
+		t.Errorf("gone %v, %d groups", batch.Gone, len(batch.Groups))
+	}
+	expand := func(runs []runJSON) []runJSON {
+		var out []runJSON
+		for _, run := range runs {
+			for range int(run[0]) {
+				w := run
+				w[0] = 1
+				out = append(out, w)
+			}
+		}
+		return out
 	}
 	for id, runs := range batch.Services {
 		_, _, single := ts.do(t, "GET", "/api/services/"+url.PathEscape(id)+"/history?granularity=5", "")
-		var expanded []windowJSON
-		for _, run := range runs {
-			for range int(run[0]) {
-				expanded = append(expanded, windowJSON{Passing: run[1], Warning: run[2], Critical: run[3], NoData: run[4]})
-			}
-		}
+		expanded := expand(runs)
 		windows := decode[historyResponse](t, single).Data
 		if len(expanded) != len(windows) {
 			t.Fatalf("%s: runs cover %d windows, want %d", id, len(expanded), len(windows))
 		}
-		for i := range windows {
-			windows[i].Timestamp = time.Time{}
-			if windows[i] != expanded[i] {
-				t.Fatalf("%s window %d: batch %+v, single %+v", id, i, expanded[i], windows[i])
+		for i, w := range windows {
+			want := runJSON{1, w.Passing, w.Warning, w.Critical, w.NoData, float64(w.PassingMs), float64(w.WarningMs), float64(w.CriticalMs), float64(w.NoDataMs)}
+			if want != expanded[i] {
+				t.Fatalf("%s window %d: batch %v, single %v", id, i, expanded[i], want)
 			}
 		}
 	}
-	// A healthy instance compresses to a few runs: no data, then its status.
-	if runs := batch.Services["n1/web-1"]; len(runs) != 2 || runs[1] != [5]float64{6, 0, 100, 0, 0} {
+	// A healthy instance compresses to a few runs: no data, then its status
+	// in full windows, then the current, shorter window.
+	runs := batch.Services["n1/web-1"]
+	if len(runs) != 3 || runs[0] != (runJSON{283, 0, 0, 0, 100, 0, 0, 0, 300_000}) ||
+		runs[1] != (runJSON{5, 0, 100, 0, 0, 0, 300_000, 0, 0}) || runs[2] != (runJSON{1, 0, 100, 0, 0, 0, 240_000, 0, 0}) {
 		t.Errorf("web-1 runs %v", runs)
+	}
+	// Its service has only it.
+	if groups := batch.Groups["web"]; len(groups) != 3 || groups[1] != runs[1] || groups[2] != runs[2] {
+		t.Errorf("web group %v", groups)
 	}
 	if code, _, _ := ts.do(t, "GET", "/api/history?granularity=7", ""); code != 400 {
 		t.Errorf("bad granularity: %d", code)
+	}
+
+	// A deploy at 12:29:30: evil leaves, web-2 joins web.
+	snap := health.Snapshot{
+		Instances: []health.Instance{
+			{Node: "n1", ServiceID: "web-1", Name: "web", Address: "10.0.0.1", Port: 8443, Tags: []string{"https"}},
+			{Node: "n1", ServiceID: "web-2", Name: "web"},
+			{Node: "n/2", ServiceID: "bare", Name: "bare"},
+		},
+		Checks: []health.Check{
+			{Node: "n1", CheckID: "serfHealth", Name: "Serf", Status: health.Passing, Output: "alive"},
+			{Node: "n1", CheckID: "web-ttl", ServiceID: "web-1", Name: "ttl", Status: health.Warning, Output: "slow"},
+		},
+	}
+	deploy := until.Add(30 * time.Second)
+	if _, err := ts.store.Record(context.Background(), deploy, snap); err != nil {
+		t.Fatal(err)
+	}
+	_, _, body = ts.do(t, "GET", "/api/history?granularity=5", "")
+	batch = decode[batchHistoryResponse](t, body)
+	evil := batch.Gone["n1/evil"]
+	if len(batch.Services) != 4 || len(batch.Gone) != 1 || evil.Name != "<img src=x onerror=alert(1)>" || evil.Node != "n1" || evil.ServiceID != "evil" || !evil.DeregisteredAt.Equal(deploy) {
+		t.Fatalf("after the deploy: %d services, gone %+v", len(batch.Services), batch.Gone)
+	}
+	if _, ok := batch.Services["n1/evil"]; !ok {
+		t.Error("the gone instance's history is not in services")
+	}
+	if !strings.Contains(string(body), `"gone":{"n1/evil":{"name":"\u003cimg src=x onerror=alert(1)\u003e","node":"n1","service_id":"evil","deregistered_at":"2026-11-24T12:29:30Z"}}`) {
+		t.Errorf("gone as the contract shapes it: %s", body)
+	}
+	// web-2 has existed for no time of the current window (12:25-12:29:30):
+	// web stays 100 % warning, not diluted with no data.
+	web := batch.Groups["web"]
+	if last := web[len(web)-1]; last != (runJSON{1, 0, 100, 0, 0, 0, 270_000, 0, 0}) {
+		t.Errorf("web group's current window %v", last)
+	}
+	if code, _, body := ts.do(t, "GET", "/api/services/n1%2Fevil/history?granularity=5", ""); code != 200 {
+		t.Errorf("a gone instance's history: %d %s", code, body)
 	}
 }
 
