@@ -194,6 +194,7 @@ func (m *Main) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	st.Log = m.Log
 	m.store = st
 	key, err := st.SigningKey(ctx)
 	if err != nil {

@@ -77,9 +77,9 @@ type healthCheck struct {
 // the index to block on for the next change.
 func (c *Client) Checks(ctx context.Context, b Blocking) ([]health.Check, uint64, error) {
 	var raw []healthCheck
-	meta, err := c.api.Raw().Query("/v1/health/state/any", &raw, b.options(ctx))
+	meta, err := c.api.Raw().Query(healthEndpoint.path, &raw, b.options(ctx))
 	if err != nil {
-		return nil, 0, fmt.Errorf("consul: read health checks: %w", err)
+		return nil, 0, describe(healthEndpoint, err)
 	}
 	checks := make([]health.Check, 0, len(raw))
 	for _, hc := range raw {
@@ -101,7 +101,7 @@ func (c *Client) Checks(ctx context.Context, b Blocking) ([]health.Check, uint64
 func (c *Client) CatalogIndex(ctx context.Context, b Blocking) (uint64, error) {
 	_, meta, err := c.api.Catalog().Services(b.options(ctx))
 	if err != nil {
-		return 0, fmt.Errorf("consul: watch catalog: %w", err)
+		return 0, describe(catalogEndpoint, err)
 	}
 	return meta.LastIndex, nil
 }
@@ -126,8 +126,8 @@ func (c *Client) Instances(ctx context.Context) ([]health.Instance, error) {
 	// list instances; this endpoint, which Consul's own UI is built on, gives
 	// them all at once and honours ACLs the same way.
 	var nodes []nodeDump
-	if _, err := c.api.Raw().Query("/v1/internal/ui/nodes", &nodes, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-		return nil, fmt.Errorf("consul: read catalog: %w", err)
+	if _, err := c.api.Raw().Query(nodesEndpoint.path, &nodes, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return nil, describe(nodesEndpoint, err)
 	}
 	var instances []health.Instance
 	for _, n := range nodes {

@@ -93,11 +93,20 @@ func (s *Store) loadCurrent(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("store: load checks: %w", err)
 	}
-	var lastMs sql.NullInt64
+	var lastMs, floorMs sql.NullInt64
 	if err := s.reader.QueryRowContext(ctx, `SELECT max(end_ms) FROM observations`).Scan(&lastMs); err != nil {
 		return fmt.Errorf("store: last observation: %w", err)
 	}
 	s.lastRecordedMs.Store(lastMs.Int64)
+	// The newest time anything was recorded at: a clock that stepped back
+	// while the monitor was down must not write before it.
+	if err := s.reader.QueryRowContext(ctx, `SELECT max(
+		coalesce((SELECT max(end_ms) FROM observations), 0),
+		coalesce((SELECT max(at_ms) FROM check_spans), 0),
+		coalesce((SELECT max(at_ms) FROM registrations), 0))`).Scan(&floorMs); err != nil {
+		return fmt.Errorf("store: last recorded time: %w", err)
+	}
+	s.floorMs, s.clockMs = floorMs.Int64, floorMs.Int64
 	s.publishCurrent()
 	return nil
 }
@@ -135,9 +144,9 @@ func (s *Store) publishCurrent() {
 	s.current.Store(&Published{Instances: health.Evaluate(snap), Version: version})
 }
 
-// LastRecorded is when the newest recorded poll happened, zero if none was.
-// After a restart it is the last poll before it, so it always tells how old
-// Current is.
+// LastRecorded is the last certified moment recorded: the return of the
+// newest successful health answer stored, zero if none was. After a restart
+// it is the last one before it, so it always tells how old Current is.
 func (s *Store) LastRecorded() time.Time {
 	if ms := s.lastRecordedMs.Load(); ms != 0 {
 		return fromMillis(ms)
@@ -146,7 +155,7 @@ func (s *Store) LastRecorded() time.Time {
 }
 
 // EndObservation records that Consul is not being observed from now on, so
-// that the time until the next successful Record counts as no data.
+// that the time until the next certified Apply counts as no data.
 func (s *Store) EndObservation() { s.openObservation.Store(0) }
 
 // Observing reports whether the last Record succeeded and no
@@ -158,12 +167,21 @@ func (s *Store) Observing() bool { return s.openObservation.Load() != 0 }
 type Changes struct {
 	Instances []health.Instance
 	Checks    []health.Check
+	// Certified is set when the delivery comes with a successful health
+	// answer, which vouches for the state from the previous answer up to
+	// its own return. Only such a delivery opens or extends observation: a
+	// catalog read alone says nothing about the checks in between.
+	Certified bool
+	// Resumes is set on a certified delivery that does not vouch for the
+	// time since the previous one (a change found by a query sent late):
+	// the observation ends at the previous answer and a new one begins.
+	Resumes bool
 }
 
-// Record stores a full snapshot of Consul seen at the moment at: Apply
-// with both parts.
+// Record stores a full snapshot of Consul certified at the moment at: a
+// certified Apply with both parts.
 func (s *Store) Record(ctx context.Context, at time.Time, snap health.Snapshot) (Written, error) {
-	c := Changes{Instances: snap.Instances, Checks: snap.Checks}
+	c := Changes{Instances: snap.Instances, Checks: snap.Checks, Certified: true}
 	if c.Instances == nil {
 		c.Instances = []health.Instance{}
 	}
@@ -175,20 +193,41 @@ func (s *Store) Record(ctx context.Context, at time.Time, snap health.Snapshot) 
 
 // Apply stores what Consul showed at the moment at, in one transaction:
 // rows for instances and checks that appeared, changed or went away since
-// the last Apply, and the extension of the current observation period.
-// Only the parts c carries are compared, so a health change costs nothing
-// for the catalog. A failed Apply leaves the database and the in-memory
-// state as they were, and ends the observation period, since what happened
-// since is unknown.
+// the last Apply, and, when c is certified, the extension of the current
+// observation period up to at. Only the parts c carries are compared, so a
+// health change costs nothing for the catalog. A failed Apply leaves the
+// database and the in-memory state as they were, and ends the observation
+// period, since what happened since is unknown.
+//
+// Recorded times never go backwards: an at before the newest time already
+// recorded (the wall clock stepped back) is taken as that time, and the
+// step is logged once. A second change of one check or instance within a
+// millisecond is stored a millisecond after the first, never over it.
 func (s *Store) Apply(ctx context.Context, at time.Time, c Changes) (Written, error) {
 	s.recordMu.Lock()
 	defer s.recordMu.Unlock()
-	written, err := s.apply(ctx, at.UnixMilli(), c)
+	written, err := s.apply(ctx, s.clamp(at), c)
 	if err != nil {
 		s.EndObservation()
 		return Written{}, fmt.Errorf("store: record poll: %w", err)
 	}
 	return written, nil
+}
+
+// clamp returns at in Unix milliseconds, or the newest time recorded when
+// at is before it. A clock step is logged when it begins, not at every Apply
+// until the clock has caught up; a change moved a millisecond on is no step.
+func (s *Store) clamp(at time.Time) int64 {
+	ms := at.UnixMilli()
+	switch {
+	case ms >= s.clockMs:
+		s.clockBehind = false
+	case !s.clockBehind:
+		s.clockBehind = true
+		s.logger().Warn("the clock is behind the newest recorded time; recording at that time until it catches up",
+			"clock", at.UTC(), "last_recorded", fromMillis(s.clockMs), "behind", time.Duration(s.clockMs-ms)*time.Millisecond)
+	}
+	return max(ms, s.floorMs)
 }
 
 // pendingChanges are the in-memory updates that an Apply makes once its
@@ -207,7 +246,7 @@ func (s *Store) apply(ctx context.Context, atMs int64, c Changes) (Written, erro
 		return Written{}, err
 	}
 	defer tx.Rollback()
-	w := &txWriter{ctx: ctx, tx: tx, atMs: atMs}
+	w := &txWriter{ctx: ctx, tx: tx, atMs: atMs, newestMs: atMs}
 	pending := pendingChanges{instances: map[instanceKey]*storedInstance{}, checks: map[checkKey]*storedCheck{}}
 	// Entries still present are marked with this Apply's generation; the
 	// marks are not state, so a rolled back Apply leaves nothing wrong.
@@ -266,15 +305,25 @@ func (s *Store) apply(ctx context.Context, atMs int64, c Changes) (Written, erro
 		}
 	}
 
-	pending.openObservation, err = w.extendObservation(s.openObservation.Load())
-	if err != nil {
-		return Written{}, err
+	pending.openObservation = s.openObservation.Load()
+	if c.Resumes {
+		pending.openObservation = 0
+	}
+	if c.Certified {
+		pending.openObservation, err = w.extendObservation(pending.openObservation)
+		if err != nil {
+			return Written{}, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return Written{}, err
 	}
 	s.applyPending(pending)
-	s.lastRecordedMs.Store(atMs)
+	s.floorMs = max(s.floorMs, w.newestMs)
+	s.clockMs = max(s.clockMs, atMs)
+	if c.Certified {
+		s.lastRecordedMs.Store(atMs)
+	}
 	return w.written, nil
 }
 
@@ -305,6 +354,9 @@ type txWriter struct {
 	tx      *sql.Tx
 	atMs    int64
 	written Written
+	// newestMs is the latest time a row was written at: atMs, or after it
+	// when a change had to be moved past one in the same millisecond.
+	newestMs int64
 }
 
 // saveInstance writes the instance's catalog entry and, when it was not in
@@ -348,11 +400,17 @@ func (w *txWriter) deregisterInstance(id int64) error {
 }
 
 func (w *txWriter) registration(id int64, registered bool) error {
-	// Two changes within one millisecond: the later one stands.
-	if _, err := w.tx.ExecContext(w.ctx, `INSERT OR REPLACE INTO registrations (instance_id, at_ms, registered) VALUES (?, ?, ?)`,
-		id, w.atMs, registered); err != nil {
+	// Two changes within one millisecond: the later one is stored a
+	// millisecond after the earlier, so neither is lost and their order stays.
+	var at int64
+	if err := w.tx.QueryRowContext(w.ctx, `
+		INSERT INTO registrations (instance_id, at_ms, registered)
+		VALUES (?1, max(?2, coalesce((SELECT max(at_ms) + 1 FROM registrations WHERE instance_id = ?1), ?2)), ?3)
+		RETURNING at_ms`,
+		id, w.atMs, registered).Scan(&at); err != nil {
 		return fmt.Errorf("registration of instance %d: %w", id, err)
 	}
+	w.newestMs = max(w.newestMs, at)
 	w.written.Spans++
 	return nil
 }
@@ -397,10 +455,17 @@ func (w *txWriter) removeCheck(id int64) error {
 }
 
 func (w *txWriter) span(checkID int64, status health.Status) error {
-	if _, err := w.tx.ExecContext(w.ctx, `INSERT OR REPLACE INTO check_spans (check_id, at_ms, status) VALUES (?, ?, ?)`,
-		checkID, w.atMs, string(status)); err != nil {
+	// As for registrations: a second change in the same millisecond goes
+	// one millisecond later.
+	var at int64
+	if err := w.tx.QueryRowContext(w.ctx, `
+		INSERT INTO check_spans (check_id, at_ms, status)
+		VALUES (?1, max(?2, coalesce((SELECT max(at_ms) + 1 FROM check_spans WHERE check_id = ?1), ?2)), ?3)
+		RETURNING at_ms`,
+		checkID, w.atMs, string(status)).Scan(&at); err != nil {
 		return fmt.Errorf("span of check %d: %w", checkID, err)
 	}
+	w.newestMs = max(w.newestMs, at)
 	w.written.Spans++
 	return nil
 }

@@ -11,12 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 )
@@ -33,6 +35,7 @@ type Store struct {
 	// queueing in Go is cheaper than retrying on SQLITE_BUSY.
 	writer *sql.DB
 	reader *sql.DB
+	path   string
 
 	// recordMu makes Record calls one at a time; the fields below it are the
 	// database's current rows, kept in memory so that a poll is compared
@@ -49,9 +52,33 @@ type Store struct {
 	// 0 when the last attempt to observe Consul failed or none was made
 	// since start. History ends at its end while it is open (HistoryEnd).
 	openObservation atomic.Int64
-	// lastRecordedMs is when the newest recorded poll happened, in Unix
+	// lastRecordedMs is the last certified moment recorded, in Unix
 	// milliseconds; 0 for an empty database.
 	lastRecordedMs atomic.Int64
+	// floorMs is the newest time any row was recorded at; no row is ever
+	// written before it. clockMs is the newest time an Apply was recorded
+	// at, and clockBehind is set while the clock is behind it, so that a
+	// step is logged once. All three are guarded by recordMu.
+	floorMs     int64
+	clockMs     int64
+	clockBehind bool
+
+	// Log receives the store's warnings; nil means slog.Default().
+	Log *slog.Logger
+
+	// probe is a connection of its own for ProbeWrite, with a short busy
+	// timeout, so that a probe neither queues behind a long write nor waits
+	// the writer's full busy timeout on a lock.
+	probeOnce sync.Once
+	probe     *sql.DB
+	probeErr  error
+}
+
+func (s *Store) logger() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
 }
 
 // Open opens or creates the database at path and brings its schema up to date.
@@ -65,7 +92,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	writer.SetMaxOpenConns(1)
 	writer.SetConnMaxIdleTime(0)
-	s := &Store{writer: writer}
+	s := &Store{writer: writer, path: path}
 	if err := s.migrate(ctx); err != nil {
 		writer.Close()
 		return nil, err
@@ -89,6 +116,9 @@ func (s *Store) Close() error {
 	s.recordMu.Lock()
 	defer s.recordMu.Unlock()
 	var errs []error
+	if s.probe != nil {
+		errs = append(errs, s.probe.Close())
+	}
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())
 	}
@@ -100,6 +130,47 @@ func (s *Store) Close() error {
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
 	return s.reader.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+// ProbeWriteTimeout bounds ProbeWrite: it waits this long for the write lock.
+const ProbeWriteTimeout = 2 * time.Second
+
+// ProbeWrite proves that the database takes writes now: it takes the write
+// lock and commits a heartbeat row, within ProbeWriteTimeout. A lock held
+// by another process, a full disk or a read-only file make it fail, where
+// a read would still work.
+func (s *Store) ProbeWrite(ctx context.Context) error {
+	s.probeOnce.Do(func() {
+		dsn := "file:" + (&url.URL{Path: s.path}).EscapedPath() +
+			fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=synchronous(NORMAL)&_txlock=immediate", (ProbeWriteTimeout-500*time.Millisecond).Milliseconds())
+		s.probe, s.probeErr = sql.Open("sqlite", dsn)
+		if s.probe != nil {
+			s.probe.SetMaxOpenConns(1)
+		}
+	})
+	if s.probeErr != nil {
+		return fmt.Errorf("store: write probe: %w", s.probeErr)
+	}
+	// SQLite gives up on the lock before the context ends, so that its
+	// own error ("database is locked") is the one reported.
+	ctx, cancel := context.WithTimeout(ctx, ProbeWriteTimeout)
+	defer cancel()
+	err := func() error {
+		tx, err := s.probe.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO secrets (name, value) VALUES ('write-probe', ?)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}()
+	if err != nil {
+		return fmt.Errorf("store: write probe: %w", err)
+	}
+	return nil
 }
 
 // migrate applies the embedded migrations not yet recorded, each in a

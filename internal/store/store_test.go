@@ -355,23 +355,28 @@ func TestApplyComparesOnlyWhatItCarries(t *testing.T) {
 
 	// A health delivery: checks only. The instances stay, unread.
 	changed := withCheckStatus(snap, "service:svc-1", health.Critical)
-	w, err := s.Apply(context.Background(), t0.Add(time.Minute), Changes{Checks: changed.Checks})
+	w, err := s.Apply(context.Background(), t0.Add(time.Minute), Changes{Checks: changed.Checks, Certified: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if w != (Written{Spans: 1, Catalog: 1, Observations: 1}) || len(s.Current()) != 3 || s.Current()[1].Status != health.Critical {
 		t.Errorf("checks-only delivery wrote %+v, current %+v", w, s.Current())
 	}
-	// A catalog delivery: instances only. One goes; the checks stay as they were.
+	// A catalog delivery: instances only. One goes; the checks stay as
+	// they were, and the observation is not extended: no health answer
+	// vouches for the time since the last one.
 	w, err = s.Apply(context.Background(), t0.Add(2*time.Minute), Changes{Instances: snap.Instances[:2]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w != (Written{Spans: 1, Catalog: 1, Observations: 1}) || len(s.Current()) != 2 || s.Current()[1].Status != health.Critical {
+	if w != (Written{Spans: 1, Catalog: 1}) || len(s.Current()) != 2 || s.Current()[1].Status != health.Critical {
 		t.Errorf("instances-only delivery wrote %+v, current %+v", w, s.Current())
 	}
+	if got := s.LastRecorded(); !got.Equal(t0.Add(time.Minute)) {
+		t.Errorf("after a catalog delivery LastRecorded = %v, want the last certified moment %v", got, t0.Add(time.Minute))
+	}
 	// An empty part is not a missing one: no checks at all removes them.
-	w, err = s.Apply(context.Background(), t0.Add(3*time.Minute), Changes{Checks: []health.Check{}})
+	w, err = s.Apply(context.Background(), t0.Add(3*time.Minute), Changes{Checks: []health.Check{}, Certified: true})
 	if err != nil {
 		t.Fatal(err)
 	}

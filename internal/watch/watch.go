@@ -49,20 +49,54 @@ type Config struct {
 // DefaultMaxWait is the blocking wait used when Config leaves it unset.
 const DefaultMaxWait = 10 * time.Second
 
-// Status is what the watcher knows about its own health.
-type Status struct {
-	// ConsulAvailable is true when the last health query worked.
-	ConsulAvailable bool
-	// LastPoll is when Consul's state was last recorded; zero before the
-	// first time.
-	LastPoll time.Time
-	// Error says why the last query or write failed, or is empty.
+// Part is the state of one thing the watcher depends on.
+type Part struct {
+	// OK is true while it works.
+	OK bool
+	// Error says why it does not, or is empty.
 	Error string
+	// Since is when the current state, working or failing, began.
+	Since time.Time
+	// LastOK is its last success; zero if it never worked.
+	LastOK time.Time
+}
+
+func (p *Part) succeed(at time.Time) {
+	if !p.OK {
+		p.OK, p.Error, p.Since = true, "", at
+	}
+	p.LastOK = at
+}
+
+func (p *Part) fail(at time.Time, err string) {
+	if p.OK || p.Since.IsZero() {
+		p.Since = at
+	}
+	p.OK, p.Error = false, err
+}
+
+// Status is what the watcher knows about its own health. Consul's state and
+// the recording's are separate facts: a failing database never makes Consul
+// look unavailable, nor a failing Consul the database.
+type Status struct {
+	// Consul is the health watch: LastOK is its last successful answer.
+	Consul Part
+	// Catalog is the catalog watch: LastOK is the last read that found
+	// the instance list current.
+	Catalog Part
+	// Recording is the database: LastOK is the last committed write.
+	Recording Part
+	// LastPoll is the last certified moment recorded; zero before the
+	// first one.
+	LastPoll time.Time
 	// IndexResets counts the times Consul's index went backwards (a
 	// restart, a restored snapshot, a stale server) and watching began
 	// again from scratch.
 	IndexResets int
 }
+
+// ConsulAvailable is true when the last health query worked.
+func (s Status) ConsulAvailable() bool { return s.Consul.OK }
 
 // Watcher follows Consul with blocking queries: one loop on the health of
 // every check and one on the catalog, each reading in full every Reconcile.
@@ -77,6 +111,16 @@ type Watcher struct {
 
 	mu     sync.Mutex
 	status Status
+	// live is Consul's state as last received, kept apart from what was
+	// recorded, so that it can be shown while the database fails.
+	liveChecks    []health.Check
+	liveInstances []health.Instance
+	liveVersion   uint64
+	liveEvaluated *store.Published
+	// catalogTried is closed once the catalog watch has tried its first
+	// read, so that the first health answer finds the instances there.
+	catalogTried     chan struct{}
+	catalogTriedOnce sync.Once
 }
 
 // New returns a watcher that follows source into recorder.
@@ -84,14 +128,48 @@ func New(source Source, recorder Recorder, cfg Config, log *slog.Logger) *Watche
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = DefaultMaxWait
 	}
+	now := time.Now()
 	return &Watcher{
 		source:   source,
 		recorder: recorder,
 		cfg:      cfg,
 		log:      log,
 		Now:      time.Now,
-		status:   Status{Error: "waiting for the first read of Consul"},
+		status: Status{
+			Consul:    Part{Error: "waiting for the first answer from Consul", Since: now},
+			Catalog:   Part{Error: "waiting for the first read of the catalog", Since: now},
+			Recording: Part{OK: true, Since: now},
+		},
+		catalogTried: make(chan struct{}),
 	}
+}
+
+// Live returns Consul's state as the watcher last received it, whether or
+// not it was recorded, with a version that changes whenever it does. It is
+// what to show while recording fails; while recording works, the store's
+// committed state is the one to show.
+func (w *Watcher) Live() store.Published {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.liveEvaluated == nil || w.liveEvaluated.Version != w.liveVersion {
+		w.liveEvaluated = &store.Published{
+			Instances: health.Evaluate(health.Snapshot{Instances: w.liveInstances, Checks: w.liveChecks}),
+			Version:   w.liveVersion,
+		}
+	}
+	return *w.liveEvaluated
+}
+
+func (w *Watcher) setLive(checks []health.Check, instances []health.Instance) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if checks != nil {
+		w.liveChecks = checks
+	}
+	if instances != nil {
+		w.liveInstances = instances
+	}
+	w.liveVersion++
 }
 
 // Status returns the watcher's current status.
@@ -113,10 +191,25 @@ type update struct {
 	at        time.Time
 	checks    []health.Check
 	instances []health.Instance
+	// certified is set for a successful health answer, which vouches for
+	// the state from the previous answer up to at.
+	certified bool
+	// resumes is set when the answer does not vouch for the time since the
+	// previous one.
+	resumes bool
 	// healthErr is set when the health of checks could not be read: what
 	// happens from then on is unknown.
 	healthErr error
 }
+
+// firstCatalogWait is how long the health watch waits for the catalog's
+// first read before its own first query.
+const firstCatalogWait = 2 * time.Second
+
+// slowHandoff is how long the recorder may take to accept a health answer
+// before the next answer, if it brings a change, no longer vouches for the
+// time in between.
+const slowHandoff = time.Second
 
 // recordTimeout bounds a database write that shutdown does not interrupt.
 const recordTimeout = 30 * time.Second
@@ -133,24 +226,21 @@ func (w *Watcher) Run(ctx context.Context) {
 	// The first write needs both halves; after it, each delivery carries
 	// only what changed. Parts a failed write carried are kept and sent
 	// again with the next one, so no change is lost to a database error.
+	// Whether a write certifies is the delivery's own: a health answer
+	// whose write failed vouches for nothing after it.
 	var unsaved store.Changes
 	started := false
 	for {
 		var u update
 		select {
 		case <-ctx.Done():
-			// Until now the health watch was live and would have answered
-			// any change, so Consul was observed up to this moment: say so,
-			// or the time since the last write would read as a gap.
-			if started && w.Status().ConsulAvailable {
-				w.record(ctx, w.Now(), unsaved)
-			}
+			// No last write: the time since the last health answer is not
+			// certified, so a stop ends observation at that answer.
 			return
 		case u = <-updates:
 		}
 		if u.healthErr != nil {
 			w.recorder.EndObservation()
-			w.setStatus(func(s *Status) { s.ConsulAvailable, s.Error = false, u.healthErr.Error() })
 			continue
 		}
 		if u.checks != nil {
@@ -159,6 +249,7 @@ func (w *Watcher) Run(ctx context.Context) {
 		if u.instances != nil {
 			unsaved.Instances = u.instances
 		}
+		unsaved.Certified, unsaved.Resumes = u.certified, u.resumes
 		if !started && (unsaved.Checks == nil || unsaved.Instances == nil) {
 			continue
 		}
@@ -175,17 +266,20 @@ func (w *Watcher) record(ctx context.Context, at time.Time, c store.Changes) boo
 	cancel()
 	if err != nil {
 		w.log.Error("recording Consul's state failed", "err", err)
-		w.setStatus(func(s *Status) { s.ConsulAvailable, s.Error = true, "recording history failed: "+err.Error() })
+		w.setStatus(func(s *Status) { s.Recording.fail(w.Now(), "recording history failed: "+err.Error()) })
 		return false
 	}
 	if written.Spans > 0 {
 		w.log.Debug("recorded changes", "spans", written.Spans, "rows", written.Total())
 	}
 	w.setStatus(func(s *Status) {
-		if !s.ConsulAvailable {
-			w.log.Info("watching Consul", "instances", len(c.Instances), "checks", len(c.Checks))
+		if !s.Recording.OK {
+			w.log.Info("recording history again")
 		}
-		s.ConsulAvailable, s.LastPoll, s.Error = true, at, ""
+		s.Recording.succeed(w.Now())
+		if c.Certified {
+			s.LastPoll = at
+		}
 	})
 	return true
 }
@@ -223,7 +317,19 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 	limit := newLimiter(2, w.cfg.MinQueryGap)
 	retry := newBackoff()
 	full := fullReads{every: w.cfg.Reconcile}
+	// The catalog is read first, so that the first health answer, which
+	// certifies, finds the instances there and begins the observation. A
+	// catalog that hangs delays this only a little.
+	select {
+	case <-w.catalogTried:
+	case <-time.After(firstCatalogWait):
+	case <-ctx.Done():
+		return
+	}
 	var index uint64
+	// previous is when the last answer returned, handedOff when the
+	// recorder took it: the query after it is sent no earlier.
+	var previous, handedOff time.Time
 	for limit.wait(ctx) == nil {
 		query, fullRead := full.query(time.Now(), index, w.cfg.MaxWait)
 		queryCtx, cancel := context.WithTimeout(ctx, w.queryTimeout())
@@ -234,6 +340,7 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 				return
 			}
 			w.log.Warn("consul unavailable", "err", err)
+			w.setStatus(func(s *Status) { s.Consul.fail(w.Now(), err.Error()) })
 			// Start again from a full read: a Consul that restarted may
 			// never reach the old index again.
 			index = 0
@@ -243,17 +350,31 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 			continue
 		}
 		retry.reset()
-		u := update{at: w.Now()}
+		u := update{at: w.Now(), certified: true}
+		// An unchanged index vouches for all the time since the previous
+		// answer. A change found by a query sent long after it, because
+		// the recorder was slow to take that answer, may have happened at
+		// any moment in between, and other changes with it: that time is
+		// not certified.
+		u.resumes = next != index && !previous.IsZero() && handedOff.Sub(previous) > slowHandoff
 		if fullRead || next != index {
 			u.checks = checks
 			if u.checks == nil {
 				u.checks = []health.Check{}
 			}
+			w.setLive(u.checks, nil)
 		}
+		w.setStatus(func(s *Status) {
+			if !s.Consul.OK {
+				w.log.Info("watching Consul")
+			}
+			s.Consul.succeed(u.at)
+		})
 		index = w.nextIndex(index, next)
 		if !send(ctx, updates, u) {
 			return
 		}
+		previous, handedOff = u.at, w.Now()
 	}
 }
 
@@ -277,8 +398,11 @@ func (w *Watcher) watchCatalog(ctx context.Context, updates chan<- update) {
 				return
 			}
 			// The health loop decides whether Consul is observed; this
-			// only keeps the catalog from being refreshed for a while.
+			// only keeps the instance list from being refreshed, which the
+			// status says.
 			w.log.Warn("reading the catalog failed", "err", err)
+			w.setStatus(func(s *Status) { s.Catalog.fail(w.Now(), err.Error()) })
+			w.catalogTriedOnce.Do(func() { close(w.catalogTried) })
 			index = 0
 			if sleep(ctx, retry.next()) != nil {
 				return
@@ -286,10 +410,16 @@ func (w *Watcher) watchCatalog(ctx context.Context, updates chan<- update) {
 			continue
 		}
 		retry.reset()
+		at := w.Now()
+		if instances != nil {
+			w.setLive(nil, instances)
+		}
+		w.setStatus(func(s *Status) { s.Catalog.succeed(at) })
 		index = w.nextIndex(index, next)
-		if instances != nil && !send(ctx, updates, update{at: w.Now(), instances: instances}) {
+		if instances != nil && !send(ctx, updates, update{at: at, instances: instances}) {
 			return
 		}
+		w.catalogTriedOnce.Do(func() { close(w.catalogTried) })
 	}
 }
 

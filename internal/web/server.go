@@ -27,12 +27,15 @@ type Store interface {
 	HistoryEnd(now time.Time) time.Time
 	Recording(ctx context.Context, id string, from, until time.Time) (health.Recording, error)
 	Recordings(ctx context.Context, from, until time.Time) (map[string]store.InstanceRecording, error)
-	Ping(ctx context.Context) error
+	// ProbeWrite proves that the database takes writes now.
+	ProbeWrite(ctx context.Context) error
 }
 
 // Watcher reports on the background watcher.
 type Watcher interface {
 	Status() watch.Status
+	// Live is Consul's state as last received, recorded or not.
+	Live() store.Published
 }
 
 // Server is the HTTP handler for the API and the dashboard.

@@ -21,10 +21,25 @@ import (
 	"github.com/consul-monitor/consul-monitor/internal/watch"
 )
 
-// fixedWatcher reports a status set by the test.
-type fixedWatcher struct{ status watch.Status }
+// fixedWatcher reports a status and a live state set by the test.
+type fixedWatcher struct {
+	status watch.Status
+	live   store.Published
+}
 
 func (f *fixedWatcher) Status() watch.Status { return f.status }
+
+func (f *fixedWatcher) Live() store.Published { return f.live }
+
+// consulDown is a watcher status with the health watch failing and the
+// rest working.
+func consulDown(err string) watch.Status {
+	return watch.Status{
+		Consul:    watch.Part{Error: err, Since: pollTime},
+		Catalog:   watch.Part{OK: true, Since: pollTime},
+		Recording: watch.Part{OK: true, Since: pollTime},
+	}
+}
 
 type testServer struct {
 	*httptest.Server
@@ -60,7 +75,12 @@ func newTestServer(t *testing.T) *testServer {
 			t.Fatal(err)
 		}
 	}
-	w := &fixedWatcher{watch.Status{ConsulAvailable: true, LastPoll: pollTime.Add(29 * time.Minute)}}
+	w := &fixedWatcher{status: watch.Status{
+		Consul:    watch.Part{OK: true, Since: pollTime, LastOK: pollTime.Add(29 * time.Minute)},
+		Catalog:   watch.Part{OK: true, Since: pollTime, LastOK: pollTime.Add(29 * time.Minute)},
+		Recording: watch.Part{OK: true, Since: pollTime, LastOK: pollTime.Add(29 * time.Minute)},
+		LastPoll:  pollTime.Add(29 * time.Minute),
+	}}
 	srv := New(st, w, []byte("test key"), slog.New(slog.DiscardHandler))
 	ts := &testServer{store: st, watcher: w, now: pollTime.Add(30 * time.Minute)}
 	srv.Now = func() time.Time { return ts.now }
@@ -130,7 +150,7 @@ func TestListServices(t *testing.T) {
 		t.Errorf("empty tags must be [] and a missing URL null: %s", body)
 	}
 
-	ts.watcher.status = watch.Status{ConsulAvailable: false, LastPoll: pollTime, Error: "connection refused"}
+	ts.watcher.status = consulDown("connection refused")
 	_, _, body = ts.do(t, "GET", "/api/services", "")
 	resp = decode[map[string]any](t, body)
 	if resp["consul_available"] != false || resp["error"] != "connection refused" || len(resp["services"].([]any)) != 3 {
@@ -262,7 +282,7 @@ func TestHealthz(t *testing.T) {
 	if code != 200 || !h.Consul.Available || !h.Database.OK {
 		t.Errorf("healthy: %d %s", code, body)
 	}
-	ts.watcher.status = watch.Status{Error: "connection refused"}
+	ts.watcher.status = consulDown("connection refused")
 	ts.store.Close()
 	code, _, body = ts.do(t, "GET", "/healthz", "")
 	h = decode[healthzResponse](t, body)
@@ -494,7 +514,7 @@ func TestServicesAnswerFollowsChangesAndGzip(t *testing.T) {
 		t.Errorf("after a new poll: %+v", after)
 	}
 	// So must a change in the watcher's status.
-	ts.watcher.status = watch.Status{Error: "connection refused"}
+	ts.watcher.status = consulDown("connection refused")
 	if got := decode[servicesResponse](t, get(false)); got.ConsulAvailable || got.Error == nil {
 		t.Errorf("after the watcher lost Consul: %+v", got)
 	}

@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -20,7 +19,23 @@ type servicesResponse struct {
 	ConsulAvailable bool          `json:"consul_available"`
 	LastPoll        *time.Time    `json:"last_poll"`
 	Error           *string       `json:"error"`
+	Consul          partJSON      `json:"consul"`
+	Catalog         partJSON      `json:"catalog"`
+	Recording       partJSON      `json:"recording"`
 	Services        []serviceJSON `json:"services"`
+}
+
+// partJSON is one of the watcher's parts: the health watch, the catalog
+// watch or the recording.
+type partJSON struct {
+	OK     bool       `json:"ok"`
+	Error  *string    `json:"error"`
+	Since  *time.Time `json:"since"`
+	LastOK *time.Time `json:"last_ok"`
+}
+
+func toPartJSON(p watch.Part) partJSON {
+	return partJSON{OK: p.OK, Error: optionalString(p.Error), Since: optionalTime(p.Since), LastOK: optionalTime(p.LastOK)}
 }
 
 type serviceJSON struct {
@@ -44,10 +59,19 @@ type checkJSON struct {
 	NodeCheck bool          `json:"node_check"`
 }
 
-// listServices answers with the instances of the last successful poll. When
+// listServices answers with the instances as last committed to the
+// database, so that a crash never takes back what a user was shown. When
 // Consul cannot be reached they are the last known ones, with the reason.
+// While the database takes no writes they are Consul's live state, which
+// the watcher keeps in memory, and the recording part says so.
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request) error {
-	body := s.services.get(s.store.Published(), s.watcher.Status(), s.store.LastRecorded())
+	status := s.watcher.Status()
+	live := !status.Recording.OK
+	current := s.store.Published()
+	if live {
+		current = s.watcher.Live()
+	}
+	body := s.services.get(current, live, status, s.store.LastRecorded())
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
@@ -71,7 +95,9 @@ type servicesCache struct {
 }
 
 type servicesKey struct {
-	version  uint64
+	version uint64
+	// live tells which of the two versioned sources version comes from.
+	live     bool
 	status   watch.Status
 	recorded time.Time
 }
@@ -94,8 +120,8 @@ func (e *encodedServices) gzipped() []byte {
 	return e.gzip
 }
 
-func (c *servicesCache) get(current store.Published, status watch.Status, recorded time.Time) *encodedServices {
-	key := servicesKey{version: current.Version, status: status, recorded: recorded}
+func (c *servicesCache) get(current store.Published, live bool, status watch.Status, recorded time.Time) *encodedServices {
+	key := servicesKey{version: current.Version, live: live, status: status, recorded: recorded}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.body != nil && c.key == key {
@@ -103,9 +129,12 @@ func (c *servicesCache) get(current store.Published, status watch.Status, record
 	}
 	resp := servicesResponse{
 		Status:          "success",
-		ConsulAvailable: status.ConsulAvailable,
+		ConsulAvailable: status.Consul.OK,
 		LastPoll:        optionalTime(recorded),
-		Error:           optionalString(status.Error),
+		Error:           optionalString(status.Consul.Error),
+		Consul:          toPartJSON(status.Consul),
+		Catalog:         toPartJSON(status.Catalog),
+		Recording:       toPartJSON(status.Recording),
 		Services:        make([]serviceJSON, len(current.Instances)),
 	}
 	for i, inst := range current.Instances {
@@ -147,11 +176,13 @@ func toServiceJSON(inst health.InstanceHealth) serviceJSON {
 type healthzResponse struct {
 	Status string `json:"status"`
 	Consul struct {
+		partJSON
 		Available bool       `json:"available"`
 		LastPoll  *time.Time `json:"last_poll"`
-		Error     *string    `json:"error"`
 	} `json:"consul"`
-	Database struct {
+	Catalog   partJSON `json:"catalog"`
+	Recording partJSON `json:"recording"`
+	Database  struct {
 		OK    bool    `json:"ok"`
 		Error *string `json:"error"`
 	} `json:"database"`
@@ -159,16 +190,18 @@ type healthzResponse struct {
 
 // healthz answers 200 while the process serves, so that a supervisor does
 // not restart the monitor because Consul is down; the body tells what works.
+// The database part comes from a real write, since a database that reads
+// but cannot be written records nothing.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	var resp healthzResponse
 	resp.Status = "ok"
 	status := s.watcher.Status()
-	resp.Consul.Available = status.ConsulAvailable
-	resp.Consul.LastPoll = optionalTime(status.LastPoll)
-	resp.Consul.Error = optionalString(status.Error)
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
+	resp.Consul.partJSON = toPartJSON(status.Consul)
+	resp.Consul.Available = status.Consul.OK
+	resp.Consul.LastPoll = optionalTime(s.store.LastRecorded())
+	resp.Catalog = toPartJSON(status.Catalog)
+	resp.Recording = toPartJSON(status.Recording)
+	if err := s.store.ProbeWrite(r.Context()); err != nil {
 		resp.Database.Error = optionalString(err.Error())
 	} else {
 		resp.Database.OK = true
