@@ -444,13 +444,24 @@ func TestDashboard(t *testing.T) {
 		var rowsBefore int
 		b.eval(t, `document.querySelectorAll('#services tbody.group').length`, &rowsBefore)
 		agent.Stop()
+		var down apiServices
 		m.waitAPI(t, "outage in the API", func(s apiServices) error {
-			if s.ConsulAvailable {
-				return fmt.Errorf("still available")
+			down = s
+			if s.ConsulAvailable || s.Consul.Error == nil || s.Consul.Since == nil {
+				return fmt.Errorf("still available, or no error and since: %+v", s.Consul)
 			}
 			return nil
 		})
 		b.clickRefresh(t)
+		// The banner says since when, and Consul's own message.
+		var since string
+		b.eval(t, fmt.Sprintf(`new Date(%q).toLocaleString()`, *down.Consul.Since), &since)
+		if got, want := b.text(t, "consul-headline"), "Consul is unreachable since "+since+"."; got != want {
+			t.Errorf("headline %q, want %q", got, want)
+		}
+		if got := b.text(t, "consul-error"); got == "" || got != strings.Join(strings.Fields(*down.Consul.Error), " ") {
+			t.Errorf("banner reason %q, API error %q", got, *down.Consul.Error)
+		}
 		var state struct {
 			Banner bool
 			Rows   int

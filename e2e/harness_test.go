@@ -134,10 +134,21 @@ func (m *monitor) stop() {
 	}
 }
 
+// apiPart is one of /api/services' facts: consul, catalog or recording.
+type apiPart struct {
+	OK     bool    `json:"ok"`
+	Error  *string `json:"error"`
+	Since  *string `json:"since"`
+	LastOK *string `json:"last_ok"`
+}
+
 // apiServices is /api/services as the dashboard reads it.
 type apiServices struct {
 	ConsulAvailable bool    `json:"consul_available"`
 	LastPoll        *string `json:"last_poll"`
+	Consul          apiPart `json:"consul"`
+	Catalog         apiPart `json:"catalog"`
+	Recording       apiPart `json:"recording"`
 	Services        []struct {
 		ID            string `json:"id"`
 		Name          string `json:"name"`
