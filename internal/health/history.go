@@ -1,6 +1,7 @@
 package health
 
 import (
+	"math"
 	"slices"
 	"sort"
 	"time"
@@ -222,7 +223,9 @@ func Aggregate(instances []Window) Window {
 	}
 	first := instances[0]
 	if shown == ([shownBuckets]time.Duration{}) {
-		length := first.PassingTime + first.WarningTime + first.CriticalTime + first.NoDataTime
+		// Never registered in the window, an instance's whole window is
+		// unregistered no data: its length.
+		length := first.NoDataTime
 		w := shownWindow(first.Start, [shownBuckets]time.Duration{bucketNoData: length})
 		w.UnregisteredTime = length
 		return w
@@ -242,15 +245,13 @@ func ServiceRuns(instances [][]Run, granularity time.Duration) []Run {
 	current := make([]Window, len(instances))
 	var out []Run
 	for {
-		n := -1
+		// The next n windows are in one run of every instance.
+		n := math.MaxInt
 		for k, runs := range instances {
 			if next[k] >= len(runs) {
 				return out
 			}
-			left := runs[next[k]].Count - used[k]
-			if n < 0 || left < n {
-				n = left
-			}
+			n = min(n, runs[next[k]].Count-used[k])
 			current[k] = runs[next[k]].Window
 			current[k].Start = current[k].Start.Add(time.Duration(used[k]) * granularity)
 		}

@@ -211,6 +211,17 @@ func checkWindows(t *testing.T, rec Recording, until, granularity time.Duration)
 	}
 	want := oracleParts(rec, until, granularity, fuzzBase)
 	from := HistoryStart(end, granularity)
+	// The stretches Runs works from cover the history without gaps, each
+	// as long as it can be.
+	segs := segments(normalise(rec), from, end)
+	for i, seg := range segs {
+		if !seg.Start.Before(seg.End) || (i == 0 && !seg.Start.Equal(from)) || (i > 0 && (!seg.Start.Equal(segs[i-1].End) || seg.bucket == segs[i-1].bucket)) {
+			t.Fatalf("segment %d of %d: %+v after %+v", i, len(segs), seg, segs[max(i-1, 0)])
+		}
+	}
+	if !segs[len(segs)-1].End.Equal(end) {
+		t.Fatalf("segments end at %v, not %v", segs[len(segs)-1].End, end)
+	}
 	for i, w := range ws {
 		start := from.Add(time.Duration(i) * granularity)
 		length := earlier(start.Add(granularity), end).Sub(start)

@@ -500,3 +500,44 @@ func TestServiceRunsDeploy(t *testing.T) {
 		}
 	}
 }
+
+func TestRunsMergeRepeatingWindows(t *testing.T) {
+	now := at(t, "12:00")
+	from := HistoryStart(now, 15*time.Minute)
+	always := []Period{{from, now}}
+	// Critical for 5 minutes in the middle of every 15 minutes: every
+	// window is the same, and so is one run, although no stretch of status
+	// covers even one window.
+	var steps []Step
+	for t := from; t.Before(now); t = t.Add(15 * time.Minute) {
+		steps = append(steps, Step{t, Passing}, Step{t.Add(5 * time.Minute), Critical}, Step{t.Add(10 * time.Minute), Passing})
+	}
+	runs := Runs(Recording{Observed: always, Registered: always, Checks: [][]Step{steps}}, now, 15*time.Minute)
+	if len(runs) != 1 || runs[0].Count != 96 || runs[0].Window.CriticalTime != 5*time.Minute || runs[0].Window.PassingTime != 10*time.Minute {
+		t.Errorf("runs %+v", runs)
+	}
+}
+
+func TestServiceRunsMergeEqualAggregates(t *testing.T) {
+	start := at(t, "12:00")
+	passing := instanceWindow(start, parts{bucketPassing: 15 * time.Minute})
+	critical := instanceWindow(start, parts{bucketCritical: 15 * time.Minute})
+	// a is passing then critical, b the other way round: the service is
+	// half and half all along, one run.
+	a := []Run{{5, passing}, {5, critical}}
+	b := []Run{{5, critical}, {5, passing}}
+	runs := ServiceRuns([][]Run{a, b}, 15*time.Minute)
+	if len(runs) != 1 || runs[0].Count != 10 || runs[0].Window.Passing != 50 || runs[0].Window.CriticalTime != 15*time.Minute {
+		t.Errorf("runs %+v", runs)
+	}
+	// Runs cut at different places: the service's are cut at each.
+	c := []Run{{3, passing}, {7, critical}}
+	runs = ServiceRuns([][]Run{a, c}, 15*time.Minute)
+	var counts []int
+	for _, r := range runs {
+		counts = append(counts, r.Count)
+	}
+	if !slices.Equal(counts, []int{3, 2, 5}) || !runs[1].Window.Start.Equal(start.Add(45*time.Minute)) {
+		t.Errorf("runs %v: %+v", counts, runs)
+	}
+}
