@@ -659,6 +659,70 @@ func TestSlowWriteLeavesNoCertifiedGap(t *testing.T) {
 	t.Logf("an answer at %v waited for the stalled write; observed again from the change found at %v", pending.Format(time.StampMilli), changeAt.Format(time.StampMilli))
 }
 
+// steppingClock is a wall clock that can be set back.
+type steppingClock struct{ offset atomic.Int64 }
+
+func (c *steppingClock) now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+func TestClockSteppedBackKeepsHistoryOrdered(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client()
+	registerTTL(t, c, "web", "web-1", "web-ttl", api.HealthPassing)
+	st := openStore(t)
+	clock := &steppingClock{}
+	w := New(consulClient(t, agent), st, Config{Reconcile: time.Hour, MinQueryGap: 10 * time.Millisecond, MaxWait: 300 * time.Millisecond}, quiet)
+	w.Now = clock.now
+	runWatcher(t, w)
+	id := consultest.NodeName + "/web-1"
+	consultest.WaitFor(t, 10*time.Second, "web-1 recorded", func() error {
+		if s := statusIn(st.Current(), id); s != health.Passing {
+			return fmt.Errorf("web-1 is %q", s)
+		}
+		return nil
+	})
+	before := st.LastRecorded()
+	clock.offset.Store(int64(-time.Hour))
+	for _, status := range []string{api.HealthCritical, api.HealthPassing, api.HealthWarning} {
+		if err := c.Agent().UpdateTTL("web-ttl", "", status); err != nil {
+			t.Fatal(err)
+		}
+		consultest.WaitFor(t, 10*time.Second, status+" recorded", func() error {
+			if s := statusIn(st.Current(), id); s != health.Status(status) {
+				return fmt.Errorf("web-1 is %q", s)
+			}
+			return nil
+		})
+	}
+	if last := st.LastRecorded(); last.Before(before) {
+		t.Errorf("the last certified moment went back from %v to %v", before, last)
+	}
+	rec, err := st.Recording(context.Background(), id, before.Add(-time.Hour), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own []health.Step
+	for _, steps := range rec.Checks {
+		for i := 1; i < len(steps); i++ {
+			if !steps[i].At.After(steps[i-1].At) {
+				t.Errorf("steps out of order: %+v", steps)
+			}
+		}
+		if len(steps) > len(own) {
+			own = steps
+		}
+	}
+	// All three changes are kept, in order, at or after the last time
+	// recorded before the step.
+	if n := len(own); n < 4 || own[n-3].Status != health.Critical || own[n-2].Status != health.Passing || own[n-1].Status != health.Warning || own[n-3].At.Before(before) {
+		t.Errorf("web-1's steps after a clock step back: %+v", own)
+	}
+	for i := 1; i < len(rec.Observed); i++ {
+		if rec.Observed[i].Start.Before(rec.Observed[i-1].End) {
+			t.Errorf("observations overlap: %+v", rec.Observed)
+		}
+	}
+}
+
 // faultySource fails the health or the catalog reads while told to, the
 // way a proxy or an ACL that blocks one endpoint does. A query in flight
 // when the fault begins fails too.

@@ -267,3 +267,108 @@ func TestServicesShowLiveStateOnlyWhileRecordingFails(t *testing.T) {
 		}
 	}
 }
+
+// smallDisk mounts a 1 MB tmpfs for the test, so that the database can
+// really fill its disk.
+func smallDisk(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput(); err != nil {
+		consultest.Unavailable(t, fmt.Sprintf("cannot mount a 1 MB tmpfs (root needed; TestWatcherSurvivesDatabaseErrors injects ENOSPC instead): %v: %s", err, out))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fill writes a file until the disk is full, and returns it.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	block := make([]byte, 4096)
+	for range 1024 {
+		if _, err := f.Write(block); err != nil {
+			return path
+		}
+	}
+	t.Fatal("a 1 MB disk took 4 MB")
+	return ""
+}
+
+func TestDiskFull(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client()
+	disk := smallDisk(t)
+	ls := startLive(t, agent, disk)
+	consultest.WaitFor(t, 10*time.Second, "recording", func() error {
+		if r := getJSON[servicesResponse](t, ls.url+"/api/services"); !r.Recording.OK || r.LastPoll == nil {
+			return fmt.Errorf("recording %+v", r.Recording)
+		}
+		return nil
+	})
+	filler := fill(t, disk)
+	// Enough new rows that the write needs pages the disk has no room for.
+	for i := range 40 {
+		if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: fmt.Sprintf("svc-%d", i), Name: "svc",
+			Meta:  map[string]string{"padding": strings.Repeat("x", 400)},
+			Check: &api.AgentServiceCheck{TTL: "10m", Status: api.HealthCritical, Notes: strings.Repeat("n", 200)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consultest.WaitFor(t, 30*time.Second, "the full disk shown with Consul's live state", func() error {
+		r := getJSON[servicesResponse](t, ls.url+"/api/services")
+		if r.Recording.OK || r.Recording.Error == nil || !r.ConsulAvailable {
+			return fmt.Errorf("recording %+v, consul available %v", r.Recording, r.ConsulAvailable)
+		}
+		if n := len(r.Services); n < 40 {
+			return fmt.Errorf("%d services shown, Consul has 40 more", n)
+		}
+		return nil
+	})
+	// Small writes may still fit in pages the database has; from the
+	// first that did not, the last certified moment stored is final.
+	lastBefore := ls.store.LastRecorded()
+	r := getJSON[servicesResponse](t, ls.url+"/api/services")
+	t.Logf("recording error: %s", *r.Recording.Error)
+	if h := getJSON[healthzResponse](t, ls.url+"/healthz"); h.Database.OK || h.Database.Error == nil {
+		t.Errorf("healthz on a full disk: %+v", h.Database)
+	} else {
+		t.Logf("healthz database error: %s", *h.Database.Error)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	consultest.WaitFor(t, 30*time.Second, "recording resumed", func() error {
+		r := getJSON[servicesResponse](t, ls.url+"/api/services")
+		if !r.Recording.OK || len(ls.store.Current()) < 40 || r.LastPoll == nil || !r.LastPoll.After(lastBefore) {
+			return fmt.Errorf("recording %+v, %d instances committed", r.Recording, len(ls.store.Current()))
+		}
+		return nil
+	})
+	if h := getJSON[healthzResponse](t, ls.url+"/healthz"); !h.Database.OK {
+		t.Errorf("healthz once space is back: %+v", h.Database)
+	}
+	rec, err := ls.store.Recording(context.Background(), consultest.NodeName+"/svc-0", lastBefore.Add(-time.Minute), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	for _, p := range rec.Observed {
+		if !p.Start.After(lastBefore) && p.End.After(lastBefore) {
+			t.Errorf("observed %v to %v, past the last answer stored before the disk filled (%v)", p.Start, p.End, lastBefore)
+		}
+		resumed = resumed || p.Start.After(lastBefore)
+	}
+	if !resumed {
+		t.Errorf("no observation after the disk had room again: %+v", rec.Observed)
+	}
+}
