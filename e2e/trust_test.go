@@ -19,6 +19,7 @@ import (
 
 	"github.com/consul-monitor/consul-monitor/internal/consul"
 	"github.com/consul-monitor/consul-monitor/internal/consultest"
+	"github.com/consul-monitor/consul-monitor/internal/faultproxy"
 	"github.com/consul-monitor/consul-monitor/internal/health"
 	"github.com/consul-monitor/consul-monitor/internal/store"
 )
@@ -437,6 +438,90 @@ func TestFailureSliver(t *testing.T) {
 	}
 	if !found || !strings.Contains(tooltip.Title, " – ") {
 		t.Errorf("tooltip %+v, want a line starting %q", tooltip, want)
+	}
+	if errs, _, _ := b.recorded(); len(errs) > 0 {
+		t.Errorf("console errors: %v", errs)
+	}
+}
+
+// TestCatalogBanner puts a fault proxy between the monitor and Consul that
+// answers 403 on the catalog index while health reads pass: the page must
+// say that the instance list is not read, with Consul's message, instead of
+// "no services yet"; and, once it was read, since when it is not refreshed.
+func TestCatalogBanner(t *testing.T) {
+	const catalogEndpoint = "/v1/catalog/services"
+	b := newBrowser(t, 1280, 900)
+	agent := consultest.Start(t)
+	c := agent.Client()
+	consultest.RegisterExternal(t, c, "node-1", "10.0.0.1",
+		&api.AgentService{ID: "web-1", Service: "web", Port: 80},
+		&api.HealthCheck{Node: "node-1", CheckID: "web-1-http", Name: "http", ServiceID: "web-1", Status: api.HealthPassing})
+	proxy, err := faultproxy.New(agent.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	proxy.Set(catalogEndpoint, faultproxy.StatusFault(http.StatusForbidden))
+	m := startMonitor(t, proxy.Addr(), filepath.Join(t.TempDir(), "history.db"))
+
+	var s apiServices
+	m.waitAPI(t, "catalog failing from the start", func(got apiServices) error {
+		s = got
+		if got.Catalog.OK || got.Catalog.Error == nil || !strings.Contains(*got.Catalog.Error, "403") {
+			return fmt.Errorf("catalog %+v", got.Catalog)
+		}
+		return nil
+	})
+	b.open(t, m)
+	if !b.shown(t, "catalog-banner") || b.shown(t, "empty-state") {
+		t.Errorf("catalog never read: banner shown %v, empty state shown %v", b.shown(t, "catalog-banner"), b.shown(t, "empty-state"))
+	}
+	if got := b.text(t, "catalog-headline"); got != "The instance list has not been read from Consul yet:" {
+		t.Errorf("headline %q", got)
+	}
+	if got := b.text(t, "catalog-error"); got != strings.Join(strings.Fields(*s.Catalog.Error), " ") || !strings.Contains(got, "403") {
+		t.Errorf("banner reason %q, API error %q", got, *s.Catalog.Error)
+	}
+
+	proxy.Clear(catalogEndpoint)
+	m.waitAPI(t, "catalog read", func(got apiServices) error {
+		if !got.Catalog.OK || got.status("node-1/web-1") != "passing" {
+			return fmt.Errorf("catalog %+v, web-1 %q", got.Catalog, got.status("node-1/web-1"))
+		}
+		return nil
+	})
+	b.clickRefresh(t)
+	if b.shown(t, "catalog-banner") {
+		t.Errorf("catalog banner still shown once the catalog was read: %q", b.text(t, "catalog-banner"))
+	}
+
+	proxy.Set(catalogEndpoint, faultproxy.StatusFault(http.StatusForbidden))
+	// A registration moves the catalog's index, so the blocking query in
+	// flight returns and the next one meets the fault.
+	consultest.RegisterExternal(t, c, "node-2", "10.0.0.2",
+		&api.AgentService{ID: "web-2", Service: "web", Port: 80},
+		&api.HealthCheck{Node: "node-2", CheckID: "web-2-http", Name: "http", ServiceID: "web-2", Status: api.HealthPassing})
+	consultest.WaitFor(t, 40*time.Second, "catalog failing after a success", func() error {
+		s = m.services(t)
+		if s.Catalog.OK || s.Catalog.Error == nil || !strings.Contains(*s.Catalog.Error, "403") || s.Catalog.LastOK == nil {
+			return fmt.Errorf("catalog %+v", s.Catalog)
+		}
+		return nil
+	})
+	b.clickRefresh(t)
+	var lastOK string
+	b.eval(t, fmt.Sprintf(`new Date(%q).toLocaleString()`, *s.Catalog.LastOK), &lastOK)
+	if got, want := b.text(t, "catalog-headline"), "Instance list not refreshed since "+lastOK+":"; got != want || !b.shown(t, "catalog-banner") {
+		t.Errorf("headline %q (shown %v), want %q", got, b.shown(t, "catalog-banner"), want)
+	}
+	if got := b.text(t, "catalog-error"); got != strings.Join(strings.Fields(*s.Catalog.Error), " ") {
+		t.Errorf("banner reason %q, API error %q", got, *s.Catalog.Error)
+	}
+	var rows, connection string
+	b.eval(t, `String(document.querySelectorAll('#services tbody.group').length)`, &rows)
+	b.eval(t, `document.getElementById('connection-state').textContent`, &connection)
+	if rows == "0" || connection != "Consul connected" || b.shown(t, "consul-banner") {
+		t.Errorf("with only the catalog failing: %s rows, connection %q, consul banner %v", rows, connection, b.shown(t, "consul-banner"))
 	}
 	if errs, _, _ := b.recorded(); len(errs) > 0 {
 		t.Errorf("console errors: %v", errs)

@@ -167,6 +167,10 @@ function dashboard() {
 
     // What the template reads. Alpine's CSP build evaluates only property
     // paths and calls, so every derived value is a method.
+    // "No services yet" is not true when Consul answers but the instance
+    // list cannot be read: the catalog banner says why instead. With Consul
+    // unreachable, the empty state's advice on pointing at Consul helps.
+    emptyState() { return this.loaded && this.instanceCount === 0 && !this.error && (this.catalog.ok || !this.consul.ok); },
     consulDown() { return this.loaded && !this.consul.ok; },
     catalogFailing() { return this.loaded && !this.catalog.ok; },
     recordingFailing() { return this.loaded && !this.recording.ok; },
