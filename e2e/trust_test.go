@@ -232,6 +232,10 @@ func TestGoneInstanceKeepsItsHistory(t *testing.T) {
 	consultest.RegisterExternal(t, c, "node-a", "10.0.0.1",
 		&api.AgentService{ID: "api-a", Service: "api", Port: 9000},
 		&api.HealthCheck{Node: "node-a", CheckID: "api-a-http", Name: "http", ServiceID: "api-a", Status: api.HealthCritical, Output: "connection refused"})
+	// A whole service that is removed: its row stays for the day, as gone.
+	consultest.RegisterExternal(t, c, "node-c", "10.0.0.3",
+		&api.AgentService{ID: "old-1", Service: "old", Port: 9000},
+		&api.HealthCheck{Node: "node-c", CheckID: "old-1-http", Name: "http", ServiceID: "old-1", Status: api.HealthWarning, Output: "slow"})
 	m := startMonitor(t, agent.Addr(), filepath.Join(t.TempDir(), "history.db"))
 	// Wait until api-a's critical time is certified, so that there is
 	// something for the group to keep.
@@ -240,13 +244,18 @@ func TestGoneInstanceKeepsItsHistory(t *testing.T) {
 		if ms := totalMs(h.Services["node-a/api-a"], 2); ms < 500 {
 			return fmt.Errorf("api-a critical for %v ms", ms)
 		}
+		if ms := totalMs(h.Services["node-c/old-1"], 1); ms < 500 {
+			return fmt.Errorf("old-1 warning for %v ms", ms)
+		}
 		return nil
 	})
 	consultest.RegisterExternal(t, c, "node-b", "10.0.0.2",
 		&api.AgentService{ID: "api-b", Service: "api", Port: 9000},
 		&api.HealthCheck{Node: "node-b", CheckID: "api-b-http", Name: "http", ServiceID: "api-b", Status: api.HealthPassing, Output: "200 OK"})
-	if _, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: "node-a"}, nil); err != nil {
-		t.Fatal(err)
+	for _, node := range []string{"node-a", "node-c"} {
+		if _, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: node}, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var h apiHistory
 	// History runs up to the last certified moment: once that is past
@@ -259,6 +268,9 @@ func TestGoneInstanceKeepsItsHistory(t *testing.T) {
 		}
 		if h.Until.Before(gone.DeregisteredAt) {
 			return fmt.Errorf("history until %v, api-a left at %v", h.Until, gone.DeregisteredAt)
+		}
+		if _, ok := h.Gone["node-c/old-1"]; !ok {
+			return fmt.Errorf("old-1 not gone: %v", h.Gone)
 		}
 		if _, ok := h.Services["node-b/api-b"]; !ok {
 			return fmt.Errorf("no api-b")
@@ -311,6 +323,26 @@ func TestGoneInstanceKeepsItsHistory(t *testing.T) {
 	}
 	if bb := drawn["instance:node-b/api-b"]; bb.CriticalMs != 0 {
 		t.Errorf("api-b's bar has critical time: %+v", bb)
+	}
+
+	var old struct {
+		Status, Count string
+		Rows          []string
+		Warning       float64
+		Last          bool
+	}
+	b.run(t, chromedp.Click(`tbody[data-service="old"] .expander`, chromedp.ByQuery))
+	b.waitJS(t, "old expanded", `document.querySelectorAll('tbody[data-service="old"] tr.gone-row').length === 1`)
+	b.waitJS(t, "old's chart", `Boolean(Chart.getChart(document.querySelector('canvas[data-chart="group:old"]')))`)
+	b.eval(t, `(() => { const g = document.querySelector('tbody[data-service="old"]');
+		const ch = Chart.getChart(g.querySelector('canvas[data-chart="group:old"]'));
+		return {Status: g.querySelector('.service-row .status-text').textContent, Count: g.querySelector('.instances').textContent,
+			Rows: [...g.querySelectorAll('tr.instance-row')].map(r => r.dataset.instance + ' ' + r.querySelector('.status-text').textContent),
+			Warning: ch.$series.ms.warning.reduce((a, b) => a + b, 0),
+			Last: document.querySelector('#services tbody.group:last-of-type') === g}; })()`, &old)
+	if old.Status != "gone" || !strings.Contains(old.Count, "1 gone") || len(old.Rows) != 1 || old.Rows[0] != "node-c/old-1 gone" ||
+		old.Warning != totalMs(h.Groups["old"], 1) || old.Warning < 500 || !old.Last {
+		t.Errorf("the removed service old: %+v; API group warning %v ms", old, totalMs(h.Groups["old"], 1))
 	}
 	if errs, _, _ := b.recorded(); len(errs) > 0 {
 		t.Errorf("console errors: %v", errs)

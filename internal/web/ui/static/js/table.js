@@ -10,8 +10,8 @@ import { when } from './status.js';
 
 export const STATUS_ORDER = ['critical', 'warning', 'maintenance', 'unknown', 'passing'];
 // Higher is worse: a group shows its worst instance, and "problems first"
-// sorts by it.
-const SEVERITY = { passing: 0, unknown: 1, maintenance: 2, warning: 3, critical: 4 };
+// sorts by it. A service whose every instance has left comes last.
+const SEVERITY = { gone: -1, passing: 0, unknown: 1, maintenance: 2, warning: 3, critical: 4 };
 export const ICONS = { passing: '✔', warning: '▲', critical: '✖', maintenance: '⚙', unknown: '?', gone: '⏏' };
 
 // Only http and https URLs become links; the server already refuses
@@ -35,8 +35,9 @@ function worst(statuses) {
 
 // buildGroups groups /api/services' instances by service name. gone is
 // /api/history's instances that were registered during the day and are not
-// now; they join their service's group, marked as gone. A service with only
-// gone instances has no row: nothing of it is registered to show a status.
+// now; they join their service's group, marked as gone. A service whose
+// every instance has left keeps its row for the day, with the status
+// "gone", so that its failures do not vanish with it.
 export function buildGroups(services, gone) {
   const byName = new Map();
   for (const svc of services) {
@@ -55,8 +56,9 @@ export function buildGroups(services, gone) {
   }
   for (const id of Object.keys(gone || {})) {
     const g = gone[id];
+    if (!byName.has(g.name)) byName.set(g.name, { instances: [], gone: [] });
     const entry = byName.get(g.name);
-    if (!entry || entry.instances.some(function (i) { return i.id === id; })) continue;
+    if (entry.instances.some(function (i) { return i.id === id; })) continue;
     entry.gone.push({ id: id, node: g.node, serviceId: g.service_id || serviceIdOf(id), deregisteredAt: g.deregistered_at || null });
   }
   const groups = [];
@@ -68,10 +70,10 @@ export function buildGroups(services, gone) {
       name: name,
       instances: instances,
       gone: entry.gone,
-      status: worst(instances.map(function (i) { return i.current_status; })),
+      status: instances.length ? worst(instances.map(function (i) { return i.current_status; })) : 'gone',
       url: instances.length === 1 ? instances[0].safe_url : null,
       tags: tags,
-      search: (name + ' ' + tags.join(' ') + ' ' + instances.map(function (i) { return i.node; }).join(' ')).toLowerCase(),
+      search: (name + ' ' + tags.join(' ') + ' ' + instances.concat(entry.gone).map(function (i) { return i.node; }).join(' ')).toLowerCase(),
     });
   }
   groups.sort(function (a, b) { return a.name.localeCompare(b.name); });
