@@ -1,6 +1,7 @@
 package health
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"sort"
@@ -437,16 +438,15 @@ func percentages(shown [shownBuckets]time.Duration) [shownBuckets]float64 {
 		remainders[i] = int64(d) * 1000 % whole
 		total += tenths[i]
 	}
-	for ; total < 1000; total++ {
-		largest := 0
-		for i := range remainders {
-			if remainders[i] > remainders[largest] {
-				largest = i
-			}
-		}
-		tenths[largest]++
-		remainders[largest] = -1
+	// The tenths still missing go to the largest remainders; of equal
+	// ones, to the first in the order passing, warning, critical, no data.
+	order := []int{0, 1, 2, 3}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(remainders[b], remainders[a]) })
+	for _, i := range order[:1000-total] {
+		tenths[i]++
 	}
+	// Of equal largest shares, the sliver comes from the first in that
+	// order too, so healthy time gives it before no data does.
 	for i := bucketWarning; i < shownBuckets; i++ {
 		if shown[i] > 0 && tenths[i] == 0 {
 			largest := 0

@@ -287,7 +287,7 @@ func fuzzSeeds(f *testing.F, n, size int, seed uint64) {
 // window, the shares' bounds, sum and floor, no status time outside
 // observation, and the result against oracleParts.
 func FuzzWindows(f *testing.F) {
-	fuzzSeeds(f, 48, 300, 1)
+	fuzzSeeds(f, 150, 300, 1)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := &fuzzInput{data}
 		until, _ := in.historyEnd()
@@ -301,7 +301,7 @@ func FuzzWindows(f *testing.F) {
 // FuzzServiceRuns checks that a service's runs are, window by window, the
 // instances' registered time summed, with the same guarantees on shares.
 func FuzzServiceRuns(f *testing.F) {
-	fuzzSeeds(f, 32, 600, 2)
+	fuzzSeeds(f, 60, 600, 2)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := &fuzzInput{data}
 		until, granularity := in.historyEnd()

@@ -222,6 +222,10 @@ func TestPercentages(t *testing.T) {
 		{"a little passing may round to 0", [4]time.Duration{ms, 0, time.Hour - ms, 0}, [4]float64{0, 0, 100, 0}},
 		{"0.05 % rounds up by itself", [4]time.Duration{time.Hour - 1800*ms, 0, 1800 * ms, 0}, [4]float64{99.9, 0, 0.1, 0}},
 		{"thirds: the leftover tenth goes to the first", [4]time.Duration{time.Minute, time.Minute, time.Minute, 0}, [4]float64{33.4, 33.3, 33.3, 0}},
+		// Of equal largest shares, passing gives the sliver.
+		{"equal largest: the first gives", [4]time.Duration{30 * time.Minute, 0, ms, 30*time.Minute - ms}, [4]float64{49.9, 0, 0.1, 50}},
+		{"the largest remainders get the missing tenths", [4]time.Duration{1, 2, 3, 4}, [4]float64{10, 20, 30, 40}},
+		{"tied remainders: the first gets it", [4]time.Duration{500, 500, 1, 0}, [4]float64{50, 49.9, 0.1, 0}},
 		{"nothing at all is no data", [4]time.Duration{}, [4]float64{0, 0, 0, 100}},
 	}
 	for _, tt := range tests {
@@ -262,7 +266,7 @@ func TestRunsMatchSecondBySecond(t *testing.T) {
 		}
 		return s
 	}
-	for round := range 25 {
+	for round := range 8 {
 		rec := Recording{Observed: periods(1 + rng.IntN(5)), Registered: periods(1 + rng.IntN(3))}
 		for range 1 + rng.IntN(3) {
 			var steps []Step
