@@ -34,9 +34,12 @@ const (
 	// as a firewall rejecting the endpoint would.
 	Refuse Kind = "refuse"
 	// Hang holds the request without an answer, as a network partition
-	// does, until the client gives up or the fault is cleared; on clearing,
-	// the held connection is dropped, as a partition's broken TCP
-	// connections are, so a held request never gets an answer.
+	// does, until the client gives up or the fault is cleared. On clearing
+	// the partition heals: the held request goes on to Consul late, as TCP
+	// retransmission would deliver it, and its answer comes back. (Dropping
+	// it instead would change nothing for a Go client on a kept-alive
+	// connection: net/http resends an idempotent request whose reused
+	// connection closed before any answer, without telling the caller.)
 	Hang Kind = "hang"
 	// Status answers with Fault.Status and Fault.Body instead of asking Consul.
 	Status Kind = "status"
@@ -217,7 +220,7 @@ func (p *Proxy) Set(prefix string, f Fault) {
 }
 
 // Clear lets requests under prefix through again; requests held by a Hang
-// fault there are dropped.
+// fault there go on to Consul.
 func (p *Proxy) Clear(prefix string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -367,12 +370,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		}()
 		select {
 		case <-r.Context().Done():
+			p.record(ev)
+			return
 		case <-f.cleared:
 		}
-		p.record(ev)
-		// The client must never get an answer to a request lost in a
-		// partition, even after the partition heals.
-		panic(http.ErrAbortHandler)
+		p.pass(w, r, ev, nil)
 	case Status:
 		body := f.Body
 		if body == "" {
