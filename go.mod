@@ -6,6 +6,7 @@ require (
 	github.com/chromedp/cdproto v0.0.0-20260714215040-dc233986426f
 	github.com/chromedp/chromedp v0.16.0
 	github.com/hashicorp/consul/api v1.34.5
+	github.com/klauspost/compress v1.20.4
 	modernc.org/sqlite v1.62.0
 )
 

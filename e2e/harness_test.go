@@ -134,15 +134,56 @@ func (m *monitor) stop() {
 	}
 }
 
+// apiPart is one of /api/services' facts: consul, catalog or recording.
+type apiPart struct {
+	OK     bool    `json:"ok"`
+	Error  *string `json:"error"`
+	Since  *string `json:"since"`
+	LastOK *string `json:"last_ok"`
+}
+
 // apiServices is /api/services as the dashboard reads it.
 type apiServices struct {
 	ConsulAvailable bool    `json:"consul_available"`
 	LastPoll        *string `json:"last_poll"`
+	Consul          apiPart `json:"consul"`
+	Catalog         apiPart `json:"catalog"`
+	Recording       apiPart `json:"recording"`
 	Services        []struct {
 		ID            string `json:"id"`
 		Name          string `json:"name"`
 		CurrentStatus string `json:"current_status"`
+		Checks        []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+			Output string `json:"output"`
+		} `json:"checks"`
 	} `json:"services"`
+}
+
+// status is an instance's current status, or "" if it is not listed.
+func (s apiServices) status(instance string) string {
+	for _, svc := range s.Services {
+		if svc.ID == instance {
+			return svc.CurrentStatus
+		}
+	}
+	return ""
+}
+
+// checkOutput is the output of an instance's check, or "" if there is none.
+func (s apiServices) checkOutput(instance, check string) string {
+	for _, svc := range s.Services {
+		if svc.ID != instance {
+			continue
+		}
+		for _, c := range svc.Checks {
+			if c.ID == check {
+				return c.Output
+			}
+		}
+	}
+	return ""
 }
 
 func (m *monitor) services(tb testing.TB) apiServices {

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/consul-monitor/consul-monitor/internal/store"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -35,6 +39,23 @@ func TestParseConfig(t *testing.T) {
 		t.Errorf("flags over env: %+v %v", cfg, err)
 	}
 
+	// A flag wins over its variable, even a variable that would not parse:
+	// the variable is not read at all.
+	cfg, err = ParseConfig([]string{"--retention", "48h", "--consul-addr", "10.0.0.1:8500"},
+		env("CONSUL_MONITOR_RETENTION", "bogus", "CONSUL_MONITOR_POLL_INTERVAL", "often", "CONSUL_HTTP_ADDR", "localhost:85OO"), io.Discard)
+	if err == nil || cfg.Retention != 0 || !strings.Contains(err.Error(), "CONSUL_MONITOR_POLL_INTERVAL") || strings.Contains(err.Error(), "RETENTION") || strings.Contains(err.Error(), "CONSUL_HTTP_ADDR") {
+		t.Errorf("an invalid variable behind a flag: %+v %v", cfg, err)
+	}
+	cfg, err = ParseConfig([]string{"--retention", "48h", "--poll-interval", "2s", "--consul-addr", "10.0.0.1:8500"},
+		env("CONSUL_MONITOR_RETENTION", "bogus", "CONSUL_MONITOR_POLL_INTERVAL", "often", "CONSUL_HTTP_ADDR", "localhost:85OO"), io.Discard)
+	if err != nil || cfg.Retention != 48*time.Hour || cfg.PollInterval != 2*time.Second {
+		t.Errorf("flags over invalid variables: %+v %v", cfg, err)
+	}
+	cfg, err = ParseConfig(nil, env("CONSUL_HTTP_ADDR", "https://consul.example.com:8501"), io.Discard)
+	if err != nil || cfg.ConsulAddr != "" {
+		t.Errorf("a valid CONSUL_HTTP_ADDR is left to the Consul client: %+v %v", cfg, err)
+	}
+
 	for _, tc := range []struct {
 		args   []string
 		env    func(string) string
@@ -51,9 +72,30 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"--nope"}, none, "flag provided but not defined: -nope"},
 		{[]string{"extra"}, none, `unexpected argument "extra"`},
 		{nil, env("CONSUL_MONITOR_RETENTION", "forever"), `CONSUL_MONITOR_RETENTION: "forever" is not a duration`},
+		{nil, env("CONSUL_MONITOR_RETENTION", "1h"), "--retention: 1h0m0s is shorter"},
+		{[]string{"--listen", "127.0.0.1:80800"}, none, `--listen: "127.0.0.1:80800": port "80800" is not a number from 0 to 65535`},
+		{[]string{"--consul-addr", "localhost:85OO"}, none, `--consul-addr: "localhost:85OO" is not a Consul address: port "85OO" is not a number`},
+		{[]string{"--consul-addr", "ftp://consul"}, none, `--consul-addr: "ftp://consul" is not a Consul address: scheme "ftp"`},
+		{nil, env("CONSUL_HTTP_ADDR", "consul 8500"), `CONSUL_HTTP_ADDR: "consul 8500" is not a Consul address: it contains white space`},
 	} {
 		if _, err := ParseConfig(tc.args, tc.env, io.Discard); err == nil || !strings.Contains(err.Error(), tc.errHas) {
 			t.Errorf("%v: err %v, want %q", tc.args, err, tc.errHas)
+		}
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("start: %w", &store.LockedError{Path: "/h.db", PID: 7, Host: "a"}), 2},
+		{fmt.Errorf("start: %w", &store.PathError{Path: "/h.db", Reason: "it is a directory"}), 2},
+		{&inputError{errors.New("--listen :1: bind: address already in use")}, 2},
+		{errors.New("store: migration 0002: disk I/O error"), 1},
+	} {
+		if got := exitStatus(tc.err); got != tc.want {
+			t.Errorf("%v: exit %d, want %d", tc.err, got, tc.want)
 		}
 	}
 }

@@ -17,7 +17,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,9 +55,10 @@ func main() {
 	m := &Main{Config: cfg, Log: newLogger(cfg.LogFormat, os.Stderr)}
 	if err := m.Start(ctx); err != nil {
 		m.Log.Error("cannot start", "err", err)
-		os.Exit(1)
+		os.Exit(exitStatus(err))
 	}
-	m.Log.Info("consul-monitor started", "version", buildVersion(), "listen", m.Addr, "db", cfg.DB, "poll_interval", cfg.PollInterval)
+	db, _ := filepath.Abs(cfg.DB) // a relative --db depends on where it was started
+	m.Log.Info("consul-monitor started", "version", buildVersion(), "listen", m.Addr, "db", db, "poll_interval", cfg.PollInterval)
 	<-ctx.Done()
 	stop() // a second signal now kills the process at once
 	m.Log.Info("shutting down")
@@ -86,33 +89,33 @@ func envName(flagName string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// ParseConfig reads flags from args, each falling back to its environment
-// variable and then to its default. The error says which flag or variable
-// is wrong.
+// ParseConfig reads flags from args. A flag not given falls back to its
+// environment variable, then to its default: a variable is read only for a
+// flag left out, so a flag always wins, even over a variable that is wrong.
+// The error says which flag or variable is wrong and why.
 func ParseConfig(args []string, getenv func(string) string, usageOut io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("consul-monitor", flag.ContinueOnError)
 	fs.SetOutput(usageOut)
 	var cfg Config
-	var envErrs []error
+	// fallbacks apply each variable to its flag, run only for flags not given.
+	fallbacks := map[string]func(string) error{}
 	str := func(p *string, name, def, usage string) {
-		if v := getenv(envName(name)); v != "" {
-			def = v
-		}
 		fs.StringVar(p, name, def, usage+" (env "+envName(name)+")")
+		fallbacks[name] = func(v string) error { *p = v; return nil }
 	}
 	dur := func(p *time.Duration, name string, def time.Duration, usage string) {
-		if v := getenv(envName(name)); v != "" {
+		fs.DurationVar(p, name, def, usage+" (env "+envName(name)+")")
+		fallbacks[name] = func(v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil {
-				envErrs = append(envErrs, fmt.Errorf("%s: %q is not a duration such as 60s or 720h", envName(name), v))
-			} else {
-				def = d
+				return fmt.Errorf("%s: %q is not a duration such as 60s or 720h", envName(name), v)
 			}
+			*p = d
+			return nil
 		}
-		fs.DurationVar(p, name, def, usage+" (env "+envName(name)+")")
 	}
 	str(&cfg.Listen, "listen", "127.0.0.1:8080", "address to serve the dashboard and API on")
-	str(&cfg.DB, "db", "consul-monitor.db", "path of the SQLite history database")
+	str(&cfg.DB, "db", "consul-monitor.db", "path of the SQLite history database; a lock file beside it (<db>.lock) keeps a second process out")
 	dur(&cfg.PollInterval, "poll-interval", 60*time.Second, "time between two full reads of Consul, besides the blocking queries that follow each change")
 	dur(&cfg.MinQueryGap, "min-query-gap", time.Second, "least time between two blocking queries of one watch, after a burst of two")
 	dur(&cfg.Retention, "retention", 720*time.Hour, "how long history is kept")
@@ -122,18 +125,43 @@ func ParseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
-	if err := errors.Join(envErrs...); err != nil {
-		return Config{}, err
-	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	return cfg, cfg.validate()
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var envErrs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		apply, ok := fallbacks[f.Name]
+		if v := getenv(envName(f.Name)); ok && v != "" && !given[f.Name] {
+			envErrs = append(envErrs, apply(v))
+		}
+	})
+	if err := errors.Join(envErrs...); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.validate(); err != nil {
+		return Config{}, err
+	}
+	// The Consul client reads CONSUL_HTTP_ADDR itself; check it here only
+	// when --consul-addr does not replace it.
+	if cfg.ConsulAddr != "" {
+		if err := consul.CheckAddress(cfg.ConsulAddr); err != nil {
+			return Config{}, fmt.Errorf("--consul-addr: %q is not a Consul address: %v", cfg.ConsulAddr, err)
+		}
+	} else if v := getenv(api.HTTPAddrEnvName); v != "" {
+		if err := consul.CheckAddress(v); err != nil {
+			return Config{}, fmt.Errorf("%s: %q is not a Consul address: %v", api.HTTPAddrEnvName, v, err)
+		}
+	}
+	return cfg, nil
 }
 
 func (c Config) validate() error {
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("--listen: %q is not host:port", c.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("--listen: %q: port %q is not a number from 0 to 65535", c.Listen, port)
 	}
 	if c.DB == "" {
 		return errors.New("--db: a path is needed")
@@ -152,6 +180,26 @@ func (c Config) validate() error {
 		return fmt.Errorf("--log-format: %q is neither text nor json", c.LogFormat)
 	}
 	return nil
+}
+
+// inputError is a start failure that the operator's input caused, such as
+// a listen address in use. Like a bad flag, it exits with status 2.
+type inputError struct{ err error }
+
+func (e *inputError) Error() string { return e.err.Error() }
+func (e *inputError) Unwrap() error { return e.err }
+
+// exitStatus is 2 for what the operator must fix in the command line or
+// its paths (bad input, a database held by another process or unusable
+// where it is), 1 for anything else.
+func exitStatus(err error) int {
+	var input *inputError
+	var locked *store.LockedError
+	var path *store.PathError
+	if errors.As(err, &input) || errors.As(err, &locked) || errors.As(err, &path) {
+		return 2
+	}
+	return 1
 }
 
 func newLogger(format string, out io.Writer) *slog.Logger {
@@ -213,7 +261,11 @@ func (m *Main) Start(ctx context.Context) error {
 	listener, err := net.Listen("tcp", m.Config.Listen)
 	if err != nil {
 		st.Close()
-		return err
+		var opErr *net.OpError
+		if errors.As(err, &opErr) {
+			err = opErr.Err // the address is named once, below
+		}
+		return &inputError{fmt.Errorf("--listen %s: %w", m.Config.Listen, err)}
 	}
 	m.Addr = listener.Addr().String()
 

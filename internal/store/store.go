@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,6 +73,9 @@ type Store struct {
 	probeOnce sync.Once
 	probe     *sql.DB
 	probeErr  error
+
+	// lock is held from Open to Close, so that one process writes.
+	lock *dbLock
 }
 
 func (s *Store) logger() *slog.Logger {
@@ -81,8 +85,31 @@ func (s *Store) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// Open opens or creates the database at path and brings its schema up to date.
+// Open opens or creates the database at path and brings its schema up to
+// date. It takes the lock beside the file for the Store's lifetime: while
+// another process holds it, Open returns a *LockedError. A path that cannot
+// hold the database gives a *PathError saying why.
 func Open(ctx context.Context, path string) (*Store, error) {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs // errors name the file wherever the process was started
+	}
+	if err := checkPath(path); err != nil {
+		return nil, err
+	}
+	held, err := lock(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(ctx, path)
+	if err != nil {
+		held.release()
+		return nil, explainOpenError(path, err)
+	}
+	s.lock = held
+	return s, nil
+}
+
+func open(ctx context.Context, path string) (*Store, error) {
 	// busy_timeout comes first so that the pragmas after it wait for a
 	// lock instead of failing.
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
@@ -123,6 +150,9 @@ func (s *Store) Close() error {
 		errs = append(errs, s.reader.Close())
 	}
 	errs = append(errs, s.writer.Close())
+	// The lock goes last: a successor may write once the connections are shut.
+	errs = append(errs, s.lock.release())
+	s.lock = nil
 	return errors.Join(errs...)
 }
 

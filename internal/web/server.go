@@ -2,6 +2,7 @@
 package web
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/gzhttp"
 
 	"github.com/consul-monitor/consul-monitor/internal/health"
 	"github.com/consul-monitor/consul-monitor/internal/store"
@@ -63,12 +66,12 @@ func New(st Store, w Watcher, signingKey []byte, log *slog.Logger) *Server {
 	s := &Server{store: st, watcher: w, settings: settingsCookie{key: signingKey}, assets: ui, log: log, mux: http.NewServeMux(), Now: time.Now}
 	s.mux.HandleFunc("GET /{$}", s.serveIndex)
 	s.mux.Handle("GET /static/{path...}", s.api(s.serveStatic))
-	s.mux.Handle("GET /api/services", s.api(s.listServices))
-	s.mux.Handle("GET /api/services/{id}/history", s.api(s.serviceHistory))
-	s.mux.Handle("GET /api/history", s.api(s.allHistory))
-	s.mux.Handle("GET /api/config", s.api(s.getConfig))
-	s.mux.Handle("POST /api/config", s.api(s.postConfig))
-	s.mux.Handle("GET /healthz", s.api(s.healthz))
+	s.mux.Handle("GET /api/services", s.jsonAPI(s.listServices))
+	s.mux.Handle("GET /api/services/{id}/history", s.jsonAPI(s.serviceHistory))
+	s.mux.Handle("GET /api/history", s.jsonAPI(s.allHistory))
+	s.mux.Handle("GET /api/config", s.jsonAPI(s.getConfig))
+	s.mux.Handle("POST /api/config", s.jsonAPI(s.postConfig))
+	s.mux.Handle("GET /healthz", s.jsonAPI(s.healthz))
 	return s
 }
 
@@ -143,6 +146,34 @@ func (s *Server) api(h func(http.ResponseWriter, *http.Request) error) http.Hand
 			s.writeError(w, r, err)
 		}
 	})
+}
+
+// jsonAPI is api for the JSON answers, gzipped when the client accepts it.
+func (s *Server) jsonAPI(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return compressJSON(s.api(h))
+}
+
+// compressJSON leaves content negotiation to gzhttp, which honours q-values
+// ("gzip;q=0" gets identity) and answers small bodies uncompressed. zstd is
+// off so that a compressing writer always means gzip: acceptsGzip relies on it.
+var compressJSON = func() func(http.Handler) http.HandlerFunc {
+	wrap, err := gzhttp.NewWrapper(gzhttp.EnableZstd(false), gzhttp.CompressionLevel(gzip.BestSpeed))
+	if err != nil {
+		panic("web: gzhttp options: " + err.Error())
+	}
+	return wrap
+}()
+
+// acceptsGzip tells a handler behind compressJSON whether the client takes
+// gzip, so that it can send a body it keeps already compressed: gzhttp hands
+// the handler its compressing writer only then, and passes through a body
+// whose Content-Encoding is already set.
+func acceptsGzip(w http.ResponseWriter) bool {
+	switch w.(type) {
+	case *gzhttp.GzipResponseWriter, gzhttp.GzipResponseWriterWithCloseNotify:
+		return true
+	}
+	return false
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {

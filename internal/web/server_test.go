@@ -97,6 +97,9 @@ func (ts *testServer) do(t *testing.T, method, path, body string) (int, http.Hea
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := ts.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -331,6 +334,39 @@ func TestDashboardAssets(t *testing.T) {
 			t.Errorf("%s with its ETag: %d, want 304", plain, resp.StatusCode)
 		}
 	}
+	// The page's modules import each other at hashed URLs, so every one of
+	// them is cached for good and none can be stale.
+	seen := map[string]bool{}
+	queue := []string{}
+	for _, m := range srcs {
+		if strings.Contains(m[1], "/js/") {
+			queue = append(queue, m[1])
+		}
+	}
+	importRe := regexp.MustCompile(`(?m)^import [^\n;]* from '([^']+)';$`)
+	for len(queue) > 0 {
+		ref := queue[0]
+		queue = queue[1:]
+		if seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		code, hdr, body := ts.do(t, "GET", ref, "")
+		if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/javascript") || hdr.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+			t.Errorf("module %s: %d %q %q", ref, code, hdr.Get("Content-Type"), hdr.Get("Cache-Control"))
+			continue
+		}
+		for _, imp := range importRe.FindAllStringSubmatch(string(body), -1) {
+			if !strings.HasPrefix(imp[1], "./") || !strings.Contains(imp[1], ".js?v=") {
+				t.Errorf("%s imports %q, not a hashed sibling", ref, imp[1])
+				continue
+			}
+			queue = append(queue, ref[:strings.LastIndex(ref, "/")+1]+strings.TrimPrefix(imp[1], "./"))
+		}
+	}
+	if len(seen) < 7 {
+		t.Errorf("only %d modules reached from the page: %v", len(seen), seen)
+	}
 	for _, licence := range []string{"/static/lib/alpinejs.LICENSE.md", "/static/lib/chart.js.LICENSE.md"} {
 		if code, _, body := ts.do(t, "GET", licence, ""); code != 200 || !strings.Contains(string(body), "MIT License") {
 			t.Errorf("%s: %d", licence, code)
@@ -513,5 +549,37 @@ func TestHistoryKeepsShortFailure(t *testing.T) {
 		if run := runs[len(runs)-1]; run[3] != 0.1 || run[7] != 1500 {
 			t.Errorf("last run %v, want critical 0.1 %% and 1500 ms", run)
 		}
+	}
+}
+
+func TestModuleHashesCoverImports(t *testing.T) {
+	hashOf := func(bodies map[string][]byte) (map[string]staticFile, error) {
+		a := &assets{static: map[string]staticFile{}}
+		for name := range bodies {
+			if err := a.add(name, bodies, nil); err != nil {
+				return nil, err
+			}
+		}
+		return a.static, nil
+	}
+	v1, err := hashOf(map[string][]byte{"js/main.js": []byte("import { x } from './dep.js';\nx();\n"), "js/dep.js": []byte("export function x() {}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := hashOf(map[string][]byte{"js/main.js": []byte("import { x } from './dep.js';\nx();\n"), "js/dep.js": []byte("export function x() { return 1; }\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "import { x } from './dep.js?v=" + v1["js/dep.js"].hash + "';\n"; !strings.HasPrefix(string(v1["js/main.js"].body), want) {
+		t.Errorf("main.js served as %q, want it to start %q", v1["js/main.js"].body, want)
+	}
+	if v1["js/main.js"].hash == v2["js/main.js"].hash {
+		t.Error("a changed dependency leaves its importer's hash unchanged: browsers would keep running the old one")
+	}
+	if _, err := hashOf(map[string][]byte{"js/a.js": []byte("import { b } from './b.js';\n"), "js/b.js": []byte("import { a } from './a.js';\n")}); err == nil || !strings.Contains(err.Error(), "cycle") {
+		t.Errorf("an import cycle: %v", err)
+	}
+	if _, err := hashOf(map[string][]byte{"js/a.js": []byte("import { b } from './nope.js';\n")}); err == nil {
+		t.Error("an import of a missing module is accepted")
 	}
 }

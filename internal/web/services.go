@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -76,7 +75,7 @@ func (s *Server) listServices(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Vary", "Accept-Encoding")
-	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+	if acceptsGzip(w) {
 		h.Set("Content-Encoding", "gzip")
 		_, _ = w.Write(body.gzipped())
 		return nil

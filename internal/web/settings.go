@@ -69,8 +69,14 @@ type settingsPatch struct {
 // ApplySettingsPatch returns current changed by the JSON document body.
 // The error names the field at fault; on error nothing is changed.
 func ApplySettingsPatch(current Settings, body []byte) (Settings, error) {
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
 		return current, errors.New("request body must be a JSON object")
+	}
+	// Decoding null into a struct succeeds and changes nothing; it must
+	// not pass for an empty object.
+	if kind := nonObjectKind(trimmed[0]); kind != "" {
+		return current, fmt.Errorf("request body must be a JSON object, not %s", kind)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -100,6 +106,24 @@ func ApplySettingsPatch(current Settings, body []byte) (Settings, error) {
 		next.Display.HistoryGranularity = *p.HistoryGranularity
 	}
 	return next, nil
+}
+
+// nonObjectKind names the JSON value other than an object that starts with
+// c, or is "" for an object or for what is not JSON, left to the decoder.
+func nonObjectKind(c byte) string {
+	switch {
+	case c == '[':
+		return "a JSON array"
+	case c == '"':
+		return "a JSON string"
+	case c == 'n':
+		return "JSON null"
+	case c == 't' || c == 'f':
+		return "a JSON boolean"
+	case c == '-' || c >= '0' && c <= '9':
+		return "a JSON number"
+	}
+	return ""
 }
 
 func describeJSONError(err error) error {

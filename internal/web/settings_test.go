@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -122,5 +123,78 @@ func TestSettingsCookie(t *testing.T) {
 	c.Write(rec, httptest.NewRequest("POST", "/", nil), stale)
 	if got := read(rec.Result().Cookies()[0].Value); !reflect.DeepEqual(got, DefaultSettings()) {
 		t.Errorf("stale cookie: got %+v, want defaults", got)
+	}
+}
+
+// signed returns a cookie value holding raw as its payload, signed with
+// c's key: what the server would accept as its own.
+func signed(c settingsCookie, raw []byte) string {
+	payload := base64.RawURLEncoding.EncodeToString(raw)
+	return payload + "." + base64.RawURLEncoding.EncodeToString(c.sign([]byte(payload)))
+}
+
+func readCookie(c settingsCookie, value string) Settings {
+	r := httptest.NewRequest("GET", "/api/config", nil)
+	r.AddCookie(&http.Cookie{Name: settingsCookieName, Value: value})
+	return c.Read(r)
+}
+
+// A validly signed cookie is trusted for who wrote it, not for what it
+// holds: a cookie from another version, or with a value no longer offered,
+// gives the defaults.
+func TestSignedCookieWithBadValuesGivesDefaults(t *testing.T) {
+	c := settingsCookie{key: []byte("0123456789abcdef0123456789abcdef")}
+	chosen := DefaultSettings()
+	chosen.AutoRefresh.Enabled = true
+	chosen.AutoRefresh.Interval = 300
+	chosen.Display.HistoryGranularity = 60
+	// The control: the same payload shape, all valid, is read back.
+	if got := readCookie(c, signed(c, []byte(`{"v":1,"e":true,"i":300,"g":60}`))); !reflect.DeepEqual(got, chosen) {
+		t.Fatalf("valid payload: got %+v, want %+v", got, chosen)
+	}
+	for name, raw := range map[string]string{
+		"older version":           `{"v":0,"e":true,"i":300,"g":60}`,
+		"newer version":           `{"v":2,"e":true,"i":300,"g":60}`,
+		"no version":              `{"e":true,"i":300,"g":60}`,
+		"granularity not offered": `{"v":1,"e":true,"i":300,"g":7}`,
+		"granularity zero":        `{"v":1,"e":true,"i":300,"g":0}`,
+		"granularity negative":    `{"v":1,"e":true,"i":300,"g":-60}`,
+		"no granularity":          `{"v":1,"e":true,"i":300}`,
+		"interval not offered":    `{"v":1,"e":true,"i":45,"g":60}`,
+		"interval zero":           `{"v":1,"e":true,"i":0,"g":60}`,
+		"no interval":             `{"v":1,"e":true,"g":60}`,
+		"granularity a string":    `{"v":1,"e":true,"i":300,"g":"60"}`,
+		"null":                    `null`,
+		"array":                   `[1,true,300,60]`,
+		"not JSON":                `v=1;e=1`,
+	} {
+		if got := readCookie(c, signed(c, []byte(raw))); !reflect.DeepEqual(got, DefaultSettings()) {
+			t.Errorf("%s: got %+v, want defaults", name, got)
+		}
+	}
+	// Write stamps the current version, so a cookie it wrote reads back.
+	rec := httptest.NewRecorder()
+	c.Write(rec, httptest.NewRequest("POST", "/", nil), chosen)
+	payload, _, _ := strings.Cut(rec.Result().Cookies()[0].Value, ".")
+	raw, _ := base64.RawURLEncoding.DecodeString(payload)
+	if !strings.Contains(string(raw), `"v":1`) || settingsCookieVersion != 1 {
+		t.Errorf("written payload %s, version constant %d: a new version needs these tests revisited", raw, settingsCookieVersion)
+	}
+}
+
+// Secure only over TLS: a wall display served over plain HTTP must get its
+// cookie back, and one behind TLS must never send it in the clear.
+func TestSettingsCookieSecureOnlyOverTLS(t *testing.T) {
+	c := settingsCookie{key: []byte("k")}
+	for _, tls := range []bool{false, true} {
+		r := httptest.NewRequest("POST", "/api/config", nil)
+		if tls {
+			r = httptest.NewRequest("POST", "https://monitor.example/api/config", nil)
+		}
+		rec := httptest.NewRecorder()
+		c.Write(rec, r, DefaultSettings())
+		if got := rec.Result().Cookies()[0].Secure; got != tls {
+			t.Errorf("request over TLS %v: cookie Secure %v", tls, got)
+		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"regexp"
+	"strings"
 	"time"
 )
 
@@ -41,24 +43,21 @@ func loadAssets() (*assets, error) {
 	if err != nil {
 		return nil, err
 	}
+	bodies := map[string][]byte{}
 	err = fs.WalkDir(root, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		body, err := fs.ReadFile(root, name)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(body)
-		contentType := mime.TypeByExtension(path.Ext(name))
-		if contentType == "" {
-			contentType = "text/plain; charset=utf-8"
-		}
-		a.static[name] = staticFile{body: body, hash: hex.EncodeToString(sum[:8]), contentType: contentType}
-		return nil
+		bodies[name], err = fs.ReadFile(root, name)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	for name := range bodies {
+		if err := a.add(name, bodies, nil); err != nil {
+			return nil, err
+		}
 	}
 	index, err := template.New("index.html").Funcs(template.FuncMap{"asset": a.url}).ParseFS(uiFiles, "ui/index.html")
 	if err != nil {
@@ -70,6 +69,53 @@ func loadAssets() (*assets, error) {
 	}
 	a.index = buf.Bytes()
 	return a, nil
+}
+
+// moduleImport is a static import of a sibling module in the page's own
+// code, e.g. `import { x } from './api.js';`, one per line.
+var moduleImport = regexp.MustCompile(`(?m)^(import [^\n;]* from '\./)([a-z][a-z0-9-]*\.js)(';)$`)
+
+// add hashes a static file. A module's imports of its siblings are first
+// rewritten to their hashed URLs, so the hash of the entry module covers
+// every module it loads and all of them can be cached for a year: a
+// changed module changes the URL of every module that imports it. An
+// import cycle would make that impossible and stops the start.
+func (a *assets) add(name string, bodies map[string][]byte, importing []string) error {
+	if _, done := a.static[name]; done {
+		return nil
+	}
+	for _, n := range importing {
+		if n == name {
+			return fmt.Errorf("static modules import each other in a cycle: %v", append(importing, name))
+		}
+	}
+	body := bodies[name]
+	if path.Ext(name) == ".js" && !strings.HasPrefix(name, "lib/") {
+		var missing error
+		body = moduleImport.ReplaceAllFunc(body, func(m []byte) []byte {
+			parts := moduleImport.FindSubmatch(m)
+			dep := path.Join(path.Dir(name), string(parts[2]))
+			if _, ok := bodies[dep]; !ok {
+				missing = fmt.Errorf("%s imports %s, which is not embedded", name, dep)
+				return m
+			}
+			if err := a.add(dep, bodies, append(importing, name)); err != nil {
+				missing = err
+				return m
+			}
+			return []byte(string(parts[1]) + string(parts[2]) + "?v=" + a.static[dep].hash + string(parts[3]))
+		})
+		if missing != nil {
+			return missing
+		}
+	}
+	sum := sha256.Sum256(body)
+	contentType := mime.TypeByExtension(path.Ext(name))
+	if contentType == "" {
+		contentType = "text/plain; charset=utf-8"
+	}
+	a.static[name] = staticFile{body: body, hash: hex.EncodeToString(sum[:8]), contentType: contentType}
+	return nil
 }
 
 // url is where the page loads a static file: its content hash in the URL
