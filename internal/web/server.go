@@ -50,6 +50,9 @@ type Server struct {
 	services servicesCache
 	log      *slog.Logger
 	mux      *http.ServeMux
+	// Hosts are the Host headers answered; any other gets 421. New sets
+	// loopback only; the command sets what --web.allowed-hosts gives.
+	Hosts *Hosts
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
@@ -63,7 +66,11 @@ func New(st Store, w Watcher, signingKey []byte, log *slog.Logger) *Server {
 	if err != nil {
 		panic("web: the dashboard embedded in the binary is broken: " + err.Error())
 	}
-	s := &Server{store: st, watcher: w, settings: settingsCookie{key: signingKey}, assets: ui, log: log, mux: http.NewServeMux(), Now: time.Now}
+	loopbackOnly, err := NewHosts(loopback...)
+	if err != nil {
+		panic("web: loopback hosts: " + err.Error())
+	}
+	s := &Server{store: st, watcher: w, settings: settingsCookie{key: signingKey}, assets: ui, log: log, mux: http.NewServeMux(), Hosts: loopbackOnly, Now: time.Now}
 	s.mux.HandleFunc("GET /{$}", s.serveIndex)
 	s.mux.Handle("GET /static/{path...}", s.api(s.serveStatic))
 	s.mux.Handle("GET /api/services", s.jsonAPI(s.listServices))
@@ -87,8 +94,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusInternalServerError, errorBody{"internal error"})
 		}
 	}()
-	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	// Before anything else, /healthz included: its errors name Consul's
+	// address and the database's path. Probes reach it as localhost or by
+	// an IP address of this machine, which are allowed.
+	if !s.Hosts.Allows(r.Host) {
+		s.log.Info("refused a request for a host not served here (see --web.allowed-hosts)", "host", truncate(r.Host, 100), "method", r.Method, "path", truncate(r.URL.Path, 100))
+		writeJSON(w, http.StatusMisdirectedRequest, errorBody{"this server does not answer to the host name in the request; its operator can add it to --web.allowed-hosts"})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		s.mux.ServeHTTP(&routerErrorWriter{ResponseWriter: w}, r)
 		return
