@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"reflect"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -104,12 +107,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	if h, pattern := s.mux.Handler(r); pattern == "" || reflect.TypeOf(h) == redirectHandler {
 		s.mux.ServeHTTP(&routerErrorWriter{ResponseWriter: w}, r)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
 }
+
+// redirectHandler is the type of the handler the router returns for a path
+// it cleans ("//api/services", "/api/../healthz") or completes with a
+// slash ("/static"): its HTML answer is replaced by JSON too.
+var redirectHandler = reflect.TypeOf(http.RedirectHandler("/", http.StatusMovedPermanently))
 
 // routerErrorWriter turns the router's plain-text 404 and 405 into JSON,
 // keeping their status and the Allow header.
@@ -124,8 +132,12 @@ func (w *routerErrorWriter) WriteHeader(status int) {
 	}
 	w.wroteHeader = true
 	msg := "not found"
-	if status == http.StatusMethodNotAllowed {
+	switch {
+	case status == http.StatusMethodNotAllowed:
 		msg = "method not allowed"
+	case status >= 300 && status < 400:
+		// The status and Location stay, so clients follow it as before.
+		msg = "moved to " + w.Header().Get("Location")
 	}
 	writeJSON(w.ResponseWriter, status, errorBody{msg})
 }
@@ -144,6 +156,29 @@ type apiError struct {
 }
 
 func (e *apiError) Error() string { return e.msg }
+
+// readBody reads a request's body, answering the client's own mistakes
+// as such: a body shorter than its Content-Length is a 400 and one that
+// stops arriving (the server's ReadTimeout) a 408. They are logged below
+// ERROR, as nothing on this side failed.
+func (s *Server) readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case err == nil, errors.As(err, &tooLarge):
+		return body, err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		s.log.Debug("request body ended before its Content-Length", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+		return nil, &apiError{http.StatusBadRequest, "request body ended before its Content-Length"}
+	case errors.As(err, &netErr) && netErr.Timeout():
+		s.log.Info("request body stopped arriving", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+		return nil, &apiError{http.StatusRequestTimeout, "request body did not arrive in time"}
+	default: // a reset or a malformed chunked body: still the client's side
+		s.log.Debug("request body could not be read", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+		return nil, &apiError{http.StatusBadRequest, "request body could not be read"}
+	}
+}
 
 func badRequest(format string, args ...any) error {
 	return &apiError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
