@@ -248,6 +248,10 @@ func registeredTimeline(tl []Step, registered []Period, from, until time.Time) [
 		}
 	}
 	for _, r := range intersect(registered, []Period{{from, until}}) {
+		if !r.End.Before(until) {
+			// A change recorded at until itself is the status now.
+			r.End = until.Add(time.Nanosecond)
+		}
 		forEachStep(tl, r, func(p Period, s Status) { put(p.Start, s) })
 		if r.End.Before(until) {
 			put(r.End, absent)

@@ -238,10 +238,11 @@ type checkTimeline struct {
 
 // queryCheckSteps returns, for each check the extra condition keeps (all
 // when it is empty), its status changes from the one in force at from, in
-// the order the checks were first seen.
+// the order the checks were first seen. A maintenance check's status is
+// Maintenance.
 func queryCheckSteps(ctx context.Context, tx *sql.Tx, from time.Time, condition string, args ...any) ([]checkTimeline, error) {
 	rows, err := tx.QueryContext(ctx, `
-		SELECT s.check_id, c.node, c.service_id, s.at_ms, s.status
+		SELECT s.check_id, c.node, c.service_id, c.check_id, s.at_ms, s.status
 		FROM check_spans s JOIN checks c ON c.id = s.check_id
 		WHERE s.at_ms >= coalesce((SELECT max(p.at_ms) FROM check_spans p WHERE p.check_id = s.check_id AND p.at_ms <= ?), 0)
 		`+condition+`
@@ -254,8 +255,8 @@ func queryCheckSteps(ctx context.Context, tx *sql.Tx, from time.Time, condition 
 	lastID := int64(-1)
 	for rows.Next() {
 		var id, at int64
-		var node, serviceID, status string
-		if err := rows.Scan(&id, &node, &serviceID, &at, &status); err != nil {
+		var node, serviceID, checkID, status string
+		if err := rows.Scan(&id, &node, &serviceID, &checkID, &at, &status); err != nil {
 			return nil, fmt.Errorf("store: check spans: %w", err)
 		}
 		if id != lastID {
@@ -263,7 +264,13 @@ func queryCheckSteps(ctx context.Context, tx *sql.Tx, from time.Time, condition 
 			lastID = id
 		}
 		last := &out[len(out)-1]
-		last.steps = append(last.steps, health.Step{At: fromMillis(at), Status: health.Status(status)})
+		st := health.Status(status)
+		if st != "" && (health.Check{CheckID: checkID}).IsMaintenance() {
+			// Consul stores maintenance as a critical check; incidents
+			// tell it apart, and history counts it as critical anyway.
+			st = health.Maintenance
+		}
+		last.steps = append(last.steps, health.Step{At: fromMillis(at), Status: st})
 	}
 	return out, rows.Err()
 }

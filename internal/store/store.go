@@ -64,6 +64,11 @@ type Store struct {
 	clockMs     int64
 	clockBehind bool
 
+	// Retention is how far back history is kept, where incidents begin;
+	// 0 means DefaultRetention.
+	Retention time.Duration
+	incidents incidentsCache
+
 	// Log receives the store's warnings; nil means slog.Default().
 	Log *slog.Logger
 
