@@ -1,6 +1,7 @@
 package health
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"sort"
@@ -295,6 +296,9 @@ func serviceRank(s Status) int {
 	return 0
 }
 
+// rankStatus is the status of each serviceRank.
+var rankStatus = [6]Status{absent, Passing, Maintenance, Unknown, Warning, Critical}
+
 // WorseService reports whether a is worse than b for a service's status:
 // critical, warning, unknown, maintenance, passing.
 func WorseService(a, b Status) bool { return serviceRank(a) > serviceRank(b) }
@@ -327,45 +331,45 @@ func Service(current []Status, all []Incident, from, until time.Time) ServiceInc
 	// The service's worst over time: sweep every instance's registered
 	// timeline, keeping how many instances are in each status.
 	type event struct {
-		at       time.Time
+		at       int64 // Unix nanoseconds: cheaper to sort than time.Time
 		from, to Status
 	}
 	var events []event
 	for _, inc := range all {
 		prev := absent
 		for _, st := range inc.timeline {
-			events = append(events, event{st.At, prev, st.Status})
+			events = append(events, event{st.At.UnixNano(), prev, st.Status})
 			prev = st.Status
 		}
 	}
-	slices.SortStableFunc(events, func(a, b event) int { return a.at.Compare(b.at) })
-	counts := map[Status]int{}
+	// Events at one moment are all applied before the worst is read, so
+	// their order among themselves does not matter.
+	slices.SortFunc(events, func(a, b event) int { return cmp.Compare(a.at, b.at) })
+	var counts [6]int // by serviceRank
 	worstNow := func() Status {
-		w := absent
-		for s, n := range counts {
-			if n > 0 && WorseService(s, w) {
-				w = s
+		for r := len(counts) - 1; r > 0; r-- {
+			if counts[r] > 0 {
+				return rankStatus[r]
 			}
 		}
-		return w
+		return absent
 	}
 	tl := []Step{{At: from, Status: absent}}
 	for i := 0; i < len(events); {
 		at := events[i].at
-		for ; i < len(events) && events[i].at.Equal(at); i++ {
-			counts[events[i].from]--
-			counts[events[i].to]++
+		for ; i < len(events) && events[i].at == at; i++ {
+			counts[serviceRank(events[i].from)]--
+			counts[serviceRank(events[i].to)]++
 		}
-		counts[absent] = 0
 		w := worstNow()
 		switch last := &tl[len(tl)-1]; {
-		case last.At.Equal(at):
+		case last.At.UnixNano() == at:
 			last.Status = w
 			if len(tl) > 1 && tl[len(tl)-2].Status == w {
 				tl = tl[:len(tl)-1]
 			}
 		case last.Status != w:
-			tl = append(tl, Step{At: at, Status: w})
+			tl = append(tl, Step{At: time.Unix(0, at).UTC(), Status: w})
 		}
 	}
 	// The service's since is for the worst of the instances registered

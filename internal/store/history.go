@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/consul-monitor/consul-monitor/internal/health"
@@ -45,7 +46,7 @@ func (s *Store) Recording(ctx context.Context, id string, from, until time.Time)
 		return health.Recording{}, err
 	}
 	rec.Registered = registeredPeriods(registrations[instanceID], until)
-	steps, err := queryCheckSteps(ctx, tx, from, `AND s.check_id IN (SELECT id FROM checks WHERE node = ? AND service_id IN (?, ''))`, node, serviceID)
+	steps, err := queryCheckSteps(ctx, tx, from, `node = ? AND service_id IN (?, '')`, node, serviceID)
 	if err != nil {
 		return health.Recording{}, err
 	}
@@ -236,43 +237,86 @@ type checkTimeline struct {
 	steps           []health.Step
 }
 
-// queryCheckSteps returns, for each check the extra condition keeps (all
-// when it is empty), its status changes from the one in force at from, in
-// the order the checks were first seen. A maintenance check's status is
-// Maintenance.
-func queryCheckSteps(ctx context.Context, tx *sql.Tx, from time.Time, condition string, args ...any) ([]checkTimeline, error) {
-	rows, err := tx.QueryContext(ctx, `
-		SELECT s.check_id, c.node, c.service_id, c.check_id, s.at_ms, s.status
-		FROM check_spans s JOIN checks c ON c.id = s.check_id
-		WHERE s.at_ms >= coalesce((SELECT max(p.at_ms) FROM check_spans p WHERE p.check_id = s.check_id AND p.at_ms <= ?), 0)
-		`+condition+`
-		ORDER BY s.check_id, s.at_ms`, append([]any{from.UnixMilli()}, args...)...)
-	if err != nil {
-		return nil, fmt.Errorf("store: check spans: %w", err)
+// queryCheckSteps returns, for each check the filter on the checks table
+// keeps (all when it is empty), its status changes from the one in force
+// at from, in the order of the checks' rows. A maintenance check's status
+// is Maintenance. It reads the step in force at from with one index
+// look-up per check and the later ones in one ordered scan, so that the
+// cost follows the rows returned.
+func queryCheckSteps(ctx context.Context, tx *sql.Tx, from time.Time, filter string, args ...any) ([]checkTimeline, error) {
+	where, inChecks := "", ""
+	if filter != "" {
+		where = " WHERE " + filter
+		inChecks = " AND check_id IN (SELECT id FROM checks WHERE " + filter + ")"
 	}
-	defer rows.Close()
 	var out []checkTimeline
-	lastID := int64(-1)
-	for rows.Next() {
+	index := map[int64]int{}
+	maintenance := map[int64]bool{}
+	err := queryRows(ctx, tx, `SELECT id, node, service_id, check_id FROM checks`+where+` ORDER BY id`, args, func(rows *sql.Rows) error {
+		var id int64
+		var node, serviceID, checkID string
+		if err := rows.Scan(&id, &node, &serviceID, &checkID); err != nil {
+			return err
+		}
+		index[id] = len(out)
+		out = append(out, checkTimeline{node: node, serviceID: serviceID})
+		if (health.Check{CheckID: checkID}).IsMaintenance() {
+			maintenance[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: checks: %w", err)
+	}
+	fromMs := from.UnixMilli()
+	add := func(rows *sql.Rows) error {
 		var id, at int64
-		var node, serviceID, checkID, status string
-		if err := rows.Scan(&id, &node, &serviceID, &checkID, &at, &status); err != nil {
-			return nil, fmt.Errorf("store: check spans: %w", err)
+		var status string
+		if err := rows.Scan(&id, &at, &status); err != nil {
+			return err
 		}
-		if id != lastID {
-			out = append(out, checkTimeline{node: node, serviceID: serviceID})
-			lastID = id
+		i, ok := index[id]
+		if !ok {
+			return nil // a check that appeared after the checks were read
 		}
-		last := &out[len(out)-1]
 		st := health.Status(status)
-		if st != "" && (health.Check{CheckID: checkID}).IsMaintenance() {
+		if st != "" && maintenance[id] {
 			// Consul stores maintenance as a critical check; incidents
 			// tell it apart, and history counts it as critical anyway.
 			st = health.Maintenance
 		}
-		last.steps = append(last.steps, health.Step{At: fromMillis(at), Status: st})
+		out[i].steps = append(out[i].steps, health.Step{At: fromMillis(at), Status: st})
+		return nil
 	}
-	return out, rows.Err()
+	err = queryRows(ctx, tx, `
+		SELECT id, at_ms, (SELECT status FROM check_spans WHERE check_id = id AND at_ms = f.at_ms) FROM (
+			SELECT c.id, (SELECT max(at_ms) FROM check_spans WHERE check_id = c.id AND at_ms <= ?) AS at_ms FROM checks c`+where+`
+		) f WHERE at_ms IS NOT NULL`,
+		append([]any{fromMs}, args...), add)
+	if err != nil {
+		return nil, fmt.Errorf("store: check spans: %w", err)
+	}
+	err = queryRows(ctx, tx, `SELECT check_id, at_ms, status FROM check_spans WHERE at_ms > ?`+inChecks+` ORDER BY check_id, at_ms`,
+		append([]any{fromMs}, args...), add)
+	if err != nil {
+		return nil, fmt.Errorf("store: check spans: %w", err)
+	}
+	return slices.DeleteFunc(out, func(c checkTimeline) bool { return len(c.steps) == 0 }), nil
+}
+
+// queryRows calls fn for each row the query returns.
+func queryRows(ctx context.Context, tx *sql.Tx, query string, args []any, fn func(*sql.Rows) error) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
