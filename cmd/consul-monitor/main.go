@@ -258,6 +258,7 @@ func (m *Main) Start(ctx context.Context) error {
 		return err
 	}
 	st.Log = m.Log
+	st.Retention = m.Config.Retention
 	m.store = st
 	key, err := st.SigningKey(ctx)
 	if err != nil {

@@ -33,6 +33,9 @@ type Store interface {
 	HistoryEnd(now time.Time) time.Time
 	Recording(ctx context.Context, id string, from, until time.Time) (health.Recording, error)
 	Recordings(ctx context.Context, from, until time.Time) (map[string]store.InstanceRecording, error)
+	// Incidents are every instance's and service's figures for the
+	// history as it ends at now, kept while they stay true.
+	Incidents(ctx context.Context, now time.Time) (*store.Incidents, error)
 	// ProbeWrite proves that the database takes writes now.
 	ProbeWrite(ctx context.Context) error
 }

@@ -22,6 +22,8 @@ type servicesResponse struct {
 	Catalog         partJSON      `json:"catalog"`
 	Recording       partJSON      `json:"recording"`
 	Services        []serviceJSON `json:"services"`
+	// Groups are the services' figures, by service name.
+	Groups map[string]groupJSON `json:"groups"`
 }
 
 // partJSON is one of the watcher's parts: the health watch, the catalog
@@ -48,6 +50,58 @@ type serviceJSON struct {
 	Meta          map[string]string `json:"meta"`
 	CurrentStatus health.Status     `json:"current_status"`
 	Checks        []checkJSON       `json:"checks"`
+	// StatusSince is when CurrentStatus began; null with the reason when
+	// that is not in the recorded history.
+	StatusSince       *time.Time            `json:"status_since"`
+	StatusSinceReason *string               `json:"status_since_reason"`
+	Changes24h        int                   `json:"changes_24h"`
+	Uptime            map[string]uptimeJSON `json:"uptime"`
+}
+
+// uptimeJSON is one uptime window: the shares as health.UptimePct tells
+// them, and the exact times.
+type uptimeJSON struct {
+	From           time.Time `json:"from"`
+	PassingPct     float64   `json:"passing_pct"`
+	WarningPct     float64   `json:"warning_pct"`
+	CriticalPct    float64   `json:"critical_pct"`
+	MaintenancePct float64   `json:"maintenance_pct"`
+	NoDataPct      float64   `json:"nodata_pct"`
+	ObservedMs     int64     `json:"observed_ms"`
+	PassingMs      int64     `json:"passing_ms"`
+	WarningMs      int64     `json:"warning_ms"`
+	CriticalMs     int64     `json:"critical_ms"`
+	MaintenanceMs  int64     `json:"maintenance_ms"`
+	NoDataMs       int64     `json:"nodata_ms"`
+}
+
+func toUptimeJSON(windows []health.Uptime) map[string]uptimeJSON {
+	if len(windows) == 0 {
+		return nil
+	}
+	out := make(map[string]uptimeJSON, len(windows))
+	for i, u := range windows {
+		p := u.Pct()
+		out[health.UptimeWindows[i].Name] = uptimeJSON{
+			From:       u.From.UTC(),
+			PassingPct: p.Passing, WarningPct: p.Warning, CriticalPct: p.Critical, MaintenancePct: p.Maintenance, NoDataPct: p.NoData,
+			ObservedMs: u.Observed().Milliseconds(), PassingMs: u.Passing.Milliseconds(), WarningMs: u.Warning.Milliseconds(),
+			CriticalMs: u.Critical.Milliseconds(), MaintenanceMs: u.Maintenance.Milliseconds(), NoDataMs: u.NoData.Milliseconds(),
+		}
+	}
+	return out
+}
+
+// groupJSON is a service's figures: how many of its instances are in each
+// status now, the worst of them and since when the service is at it, its
+// changes of worst status and its uptime over instance-time.
+type groupJSON struct {
+	Counts           map[health.Status]int `json:"counts"`
+	Worst            health.Status         `json:"worst"`
+	WorstSince       *time.Time            `json:"worst_since"`
+	WorstSinceReason *string               `json:"worst_since_reason"`
+	Changes24h       int                   `json:"changes_24h"`
+	Uptime           map[string]uptimeJSON `json:"uptime"`
 }
 
 type checkJSON struct {
@@ -70,7 +124,13 @@ func (s *Server) listServices(w http.ResponseWriter, r *http.Request) error {
 	if live {
 		current = s.watcher.Live()
 	}
-	body := s.services.get(current, live, status, s.store.LastRecorded())
+	incidents, err := s.store.Incidents(r.Context(), s.Now())
+	if err != nil {
+		// The figures are left out, or the last ones kept; the
+		// instances are still worth answering with.
+		s.log.Error("computing incidents", "err", err)
+	}
+	body := s.services.get(current, live, status, s.store.LastRecorded(), incidents)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
@@ -99,6 +159,8 @@ type servicesKey struct {
 	live     bool
 	status   watch.Status
 	recorded time.Time
+	// incidents changes whenever the figures are computed again.
+	incidents *store.Incidents
 }
 
 type encodedServices struct {
@@ -119,8 +181,8 @@ func (e *encodedServices) gzipped() []byte {
 	return e.gzip
 }
 
-func (c *servicesCache) get(current store.Published, live bool, status watch.Status, recorded time.Time) *encodedServices {
-	key := servicesKey{version: current.Version, live: live, status: status, recorded: recorded}
+func (c *servicesCache) get(current store.Published, live bool, status watch.Status, recorded time.Time, incidents *store.Incidents) *encodedServices {
+	key := servicesKey{version: current.Version, live: live, status: status, recorded: recorded, incidents: incidents}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.body != nil && c.key == key {
@@ -138,7 +200,9 @@ func (c *servicesCache) get(current store.Published, live bool, status watch.Sta
 	}
 	for i, inst := range current.Instances {
 		resp.Services[i] = toServiceJSON(inst)
+		addIncident(&resp.Services[i], inst, incidents)
 	}
+	resp.Groups = groups(current.Instances, incidents)
 	plain, err := json.Marshal(resp)
 	if err != nil {
 		plain = []byte(`{"error":"internal error"}`)
@@ -168,6 +232,59 @@ func toServiceJSON(inst health.InstanceHealth) serviceJSON {
 	}
 	for i, c := range inst.Checks {
 		out.Checks[i] = checkJSON{ID: c.CheckID, Name: c.Name, Status: c.Status, Output: c.Output, NodeCheck: c.IsNodeCheck()}
+	}
+	return out
+}
+
+var notRecorded = health.ReasonNotRecorded
+
+// addIncident adds the instance's figures. An instance whose status now is
+// not the one its recorded history ends in (Consul's live state while
+// writes fail) has no since.
+func addIncident(out *serviceJSON, inst health.InstanceHealth, incidents *store.Incidents) {
+	out.StatusSinceReason = &notRecorded
+	if incidents == nil {
+		return
+	}
+	inc, ok := incidents.Instances[inst.ID()]
+	if !ok {
+		return
+	}
+	out.Changes24h = inc.Changes24h
+	out.Uptime = toUptimeJSON(inc.Uptime)
+	if inc.Status != inst.Status {
+		return
+	}
+	out.StatusSince, out.StatusSinceReason = optionalTime(inc.Since), optionalString(inc.SinceReason)
+}
+
+// groups are the services' figures: counts and worst from the instances
+// shown, the rest from the history.
+func groups(instances []health.InstanceHealth, incidents *store.Incidents) map[string]groupJSON {
+	out := map[string]groupJSON{}
+	for _, inst := range instances {
+		g, ok := out[inst.Name]
+		if !ok {
+			g = groupJSON{Counts: map[health.Status]int{health.Passing: 0, health.Warning: 0, health.Critical: 0, health.Maintenance: 0, health.Unknown: 0}, Worst: inst.Status}
+		}
+		g.Counts[inst.Status]++
+		if health.WorseService(inst.Status, g.Worst) {
+			g.Worst = inst.Status
+		}
+		out[inst.Name] = g
+	}
+	for name, g := range out {
+		g.WorstSinceReason = &notRecorded
+		if incidents != nil {
+			if svc, ok := incidents.Services[name]; ok {
+				g.Changes24h = svc.Changes24h
+				g.Uptime = toUptimeJSON(svc.Uptime)
+				if svc.Worst == g.Worst {
+					g.WorstSince, g.WorstSinceReason = optionalTime(svc.Since), optionalString(svc.SinceReason)
+				}
+			}
+		}
+		out[name] = g
 	}
 	return out
 }
