@@ -241,3 +241,28 @@ func TestLockThroughASymlink(t *testing.T) {
 		}
 	}
 }
+
+// A hard link is the same database under another name, and SQLite keeps
+// its WAL beside the name: a second writer there would commit into a WAL
+// the first never reads, and the two histories diverge. It must be refused.
+func TestLockThroughAHardLink(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "h.db")
+	st, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	other := filepath.Join(dir, "other.db")
+	if err := os.Link(path, other); err != nil {
+		t.Fatal(err)
+	}
+	second, err := Open(context.Background(), other)
+	if err == nil {
+		second.Close()
+		t.Fatalf("a second writer opened %s, a hard link to %s held by this one", other, path)
+	}
+	if !errors.As(err, new(*LockedError)) {
+		t.Fatalf("open %s: %v, want a LockedError", other, err)
+	}
+}
