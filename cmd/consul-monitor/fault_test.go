@@ -935,8 +935,8 @@ func TestFaultHealthPartitionHealed(t *testing.T) {
 				return nil
 			})
 			a := r.account(t)
-			r.accountAPI(t, &a, web)
 			if !change {
+				r.accountAPI(t, &a, web)
 				a.check(t)
 				t.Logf("FAULT health hung 3 s, healed before the client timeout, nothing changed | api during: consul_available=%v error=%q; history until held at the last answer | %s | %s",
 					during.ConsulAvailable, deref(during.Error), a, t.Name())
@@ -945,12 +945,18 @@ func TestFaultHealthPartitionHealed(t *testing.T) {
 			// Passing can be true at most up to the change.
 			var h msHistoryBody
 			r.getJSON(t, "/api/services/"+url.PathEscape(web)+"/history?granularity=5", &h)
-			var passing, warning time.Duration
+			var passing, warning, nodata time.Duration
 			for _, d := range h.Data {
-				if d.PassingMs != nil && d.WarningMs != nil {
+				if d.PassingMs != nil && d.WarningMs != nil && d.NoDataMs != nil {
 					passing += time.Duration(*d.PassingMs) * time.Millisecond
 					warning += time.Duration(*d.WarningMs) * time.Millisecond
+					nodata += time.Duration(*d.NoDataMs) * time.Millisecond
 				}
+			}
+			// The late answer's change may lie anywhere in the partition, so
+			// the whole partition is no data, not the old status.
+			if partition := cleared.Sub(last); nodata < partition-tolerance {
+				t.Errorf("history has %.2fs of no data, but the %.2fs partition hid when the check changed", nodata.Seconds(), partition.Seconds())
 			}
 			truthPassing := faultproxy.Overlap(faultproxy.Certified(r.proxy.EventsFor(healthEndpoint)), a.from, changedBy)
 			if passing > truthPassing+tolerance {

@@ -336,3 +336,23 @@ func TestRefuseAll(t *testing.T) {
 		t.Fatalf("after AcceptAll: %+v", a)
 	}
 }
+
+func TestCertified(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	ok := func(end float64) faultproxy.Event { return faultproxy.Event{OK: true, End: at(end)} }
+	bad := func(end float64) faultproxy.Event { return faultproxy.Event{End: at(end)} }
+	// Out of order on purpose: the log is sorted by End.
+	events := []faultproxy.Event{ok(1), ok(3), ok(2), bad(4), bad(5), ok(7), ok(9), {Path: faultproxy.AllPaths, End: at(10)}, ok(12)}
+	got := faultproxy.Certified(events)
+	want := []faultproxy.Period{{at(1), at(3)}, {at(7), at(9)}, {at(12), at(12)}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Certified:\n got %v\nwant %v", got, want)
+	}
+	if d := faultproxy.Overlap(got, at(2), at(8)); d != 2*time.Second {
+		t.Fatalf("Overlap from 2 to 8 s: %v, want 2s", d)
+	}
+	if d := faultproxy.Overlap(got, at(0), at(20)); d != 4*time.Second {
+		t.Fatalf("Overlap of everything: %v, want 4s", d)
+	}
+}

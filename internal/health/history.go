@@ -221,17 +221,13 @@ func Aggregate(instances []Window) Window {
 		shown = addTimes(shown, registeredTimes(w), 1)
 	}
 	first := instances[0]
-	return serviceWindow(first.Start, shown, windowLength(first))
+	return serviceWindow(first.Start, shown, first.NoDataTime)
 }
 
 // registeredTimes is the time of an instance's window in each status while
 // it was registered.
 func registeredTimes(w Window) [shownBuckets]time.Duration {
 	return [shownBuckets]time.Duration{w.PassingTime, w.WarningTime, w.CriticalTime, w.NoDataTime - w.UnregisteredTime}
-}
-
-func windowLength(w Window) time.Duration {
-	return w.PassingTime + w.WarningTime + w.CriticalTime + w.NoDataTime
 }
 
 func addTimes(a, b [shownBuckets]time.Duration, sign time.Duration) [shownBuckets]time.Duration {
@@ -241,12 +237,14 @@ func addTimes(a, b [shownBuckets]time.Duration, sign time.Duration) [shownBucket
 	return a
 }
 
-// serviceWindow is a service's window of length with shown instance-time.
-func serviceWindow(start time.Time, shown [shownBuckets]time.Duration, length time.Duration) Window {
+// serviceWindow is a service's window with shown instance-time. firstNoData
+// is the first instance's no data time: when nobody was registered, that
+// instance's whole window was unregistered, so it is the window's length.
+func serviceWindow(start time.Time, shown [shownBuckets]time.Duration, firstNoData time.Duration) Window {
 	if shown == ([shownBuckets]time.Duration{}) {
 		// Nobody was registered: the window is as one unregistered instance's.
-		w := shownWindow(start, [shownBuckets]time.Duration{bucketNoData: length})
-		w.UnregisteredTime = length
+		w := shownWindow(start, [shownBuckets]time.Duration{bucketNoData: firstNoData})
+		w.UnregisteredTime = firstNoData
 		return w
 	}
 	return shownWindow(start, shown)
@@ -268,11 +266,16 @@ func ServiceRuns(instances [][]Run, granularity time.Duration) []Run {
 		}
 		count = min(count, n)
 	}
+	if count == 0 {
+		return nil
+	}
 	// changes[i] is how the instances' summed registered times change at
-	// window i; lengths[i], where the first instance's run begins, the
-	// windows' length from there on (only the current window is shorter).
+	// window i, where some instance's run begins (cut[i]); firstNoData[i]
+	// is the first instance's no data time from there on, if its run
+	// begins there.
 	changes := make([][shownBuckets]time.Duration, count)
-	lengths := make([]time.Duration, count)
+	cut := make([]bool, count)
+	firstNoData := make([]time.Duration, count)
 	for k, runs := range instances {
 		var before [shownBuckets]time.Duration
 		i := 0
@@ -282,8 +285,9 @@ func ServiceRuns(instances [][]Run, granularity time.Duration) []Run {
 			}
 			now := registeredTimes(r.Window)
 			changes[i] = addTimes(addTimes(changes[i], now, 1), before, -1)
+			cut[i] = true
 			if k == 0 {
-				lengths[i] = windowLength(r.Window)
+				firstNoData[i] = r.Window.NoDataTime
 			}
 			before = now
 			i += r.Count
@@ -291,24 +295,27 @@ func ServiceRuns(instances [][]Run, granularity time.Duration) []Run {
 	}
 	var out []Run
 	var sum [shownBuckets]time.Duration
-	var length time.Duration
+	var noData time.Duration
 	first := instances[0][0].Window.Start
-	for i := range count {
-		changed := changes[i] != [shownBuckets]time.Duration{} || (lengths[i] != 0 && lengths[i] != length)
+	for i := 0; i < count; {
 		sum = addTimes(sum, changes[i], 1)
-		if lengths[i] != 0 {
-			length = lengths[i]
+		// A first instance with no no data time was registered all along,
+		// so its service's sum is not empty and noData does not count.
+		if firstNoData[i] > 0 {
+			noData = firstNoData[i]
 		}
-		if last := len(out) - 1; last >= 0 && !changed {
-			out[last].Count++
-			continue
+		// Nothing changes until the next cut.
+		j := i + 1
+		for j < count && !cut[j] {
+			j++
 		}
-		w := serviceWindow(first.Add(time.Duration(i)*granularity), sum, length)
+		w := serviceWindow(first.Add(time.Duration(i)*granularity), sum, noData)
 		if last := len(out) - 1; last >= 0 && sameTimes(out[last].Window, w) {
-			out[last].Count++
-			continue
+			out[last].Count += j - i
+		} else {
+			out = append(out, Run{Count: j - i, Window: w})
 		}
-		out = append(out, Run{Count: 1, Window: w})
+		i = j
 	}
 	return out
 }

@@ -495,7 +495,7 @@ func TestServiceRunsDeploy(t *testing.T) {
 	}
 	wantWindow(t, windowAt(t, ws, "10:45"), 100, 0, 0, 0)
 	wantWindow(t, windowAt(t, ws, "11:45"), 100, 0, 0, 0)
-	if ServiceRuns(nil, g) != nil {
+	if ServiceRuns(nil, g) != nil || ServiceRuns([][]Run{Runs(a, now, g), nil}, g) != nil {
 		t.Error("a service without instances has runs")
 	}
 	for i := 1; i < len(runs); i++ {
@@ -532,6 +532,13 @@ func TestServiceRunsMergeEqualAggregates(t *testing.T) {
 	b := []Run{{5, critical}, {5, passing}}
 	runs := ServiceRuns([][]Run{a, b}, 15*time.Minute)
 	if len(runs) != 1 || runs[0].Count != 10 || runs[0].Window.Passing != 50 || runs[0].Window.CriticalTime != 15*time.Minute {
+		t.Errorf("runs %+v", runs)
+	}
+	// Runs of different lengths, from histories that do not match: the
+	// service's cover the shortest.
+	short := []Run{{4, passing}, {1, critical}}
+	runs = ServiceRuns([][]Run{a, short}, 15*time.Minute)
+	if len(runs) != 2 || runs[0].Count != 4 || runs[1].Count != 1 || runs[1].Window.CriticalTime != 15*time.Minute {
 		t.Errorf("runs %+v", runs)
 	}
 	// Runs cut at different places: the service's are cut at each.

@@ -334,8 +334,9 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 	var previous time.Time
 	for limit.wait(ctx) == nil {
 		query, fullRead := full.query(time.Now(), index, w.cfg.MaxWait)
-		sent := w.Now()
+		sentAt := w.Now()
 		queryCtx, cancel := context.WithTimeout(ctx, w.queryTimeout())
+		sent := time.Now()
 		checks, next, err := w.source.Checks(queryCtx, query)
 		cancel()
 		if err != nil {
@@ -359,7 +360,12 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 		// the recorder was slow to take that answer or the rate limiter
 		// held the query back, may have happened at any moment in
 		// between, and other changes with it: that time is not certified.
-		u.resumes = next != index && !previous.IsZero() && sent.Sub(previous) > slowHandoff
+		// So is a change in an answer that came back well after Consul
+		// would have sent it (a partition that healed before the query
+		// timed out): Consul answers a change at once, so the change may
+		// lie anywhere in the time the answer was held.
+		late := time.Since(sent) > query.Wait+query.Wait/16+slowHandoff
+		u.resumes = next != index && !previous.IsZero() && (sentAt.Sub(previous) > slowHandoff || late)
 		if fullRead || next != index {
 			u.checks = checks
 			if u.checks == nil {
