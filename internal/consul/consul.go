@@ -5,6 +5,7 @@ package consul
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -78,6 +79,9 @@ type healthCheck struct {
 func (c *Client) Checks(ctx context.Context, b Blocking) ([]health.Check, uint64, error) {
 	var raw []healthCheck
 	meta, err := c.api.Raw().Query(healthEndpoint.path, &raw, b.options(ctx))
+	if err == nil {
+		err = leaderless(meta)
+	}
 	if err != nil {
 		return nil, 0, describe(healthEndpoint, err)
 	}
@@ -100,6 +104,9 @@ func (c *Client) Checks(ctx context.Context, b Blocking) ([]health.Check, uint64
 // little; the instances are read again only when it moves.
 func (c *Client) CatalogIndex(ctx context.Context, b Blocking) (uint64, error) {
 	_, meta, err := c.api.Catalog().Services(b.options(ctx))
+	if err == nil {
+		err = leaderless(meta)
+	}
 	if err != nil {
 		return 0, describe(catalogEndpoint, err)
 	}
@@ -126,7 +133,11 @@ func (c *Client) Instances(ctx context.Context) ([]health.Instance, error) {
 	// list instances; this endpoint, which Consul's own UI is built on, gives
 	// them all at once and honours ACLs the same way.
 	var nodes []nodeDump
-	if _, err := c.api.Raw().Query(nodesEndpoint.path, &nodes, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+	meta, err := c.api.Raw().Query(nodesEndpoint.path, &nodes, (&api.QueryOptions{}).WithContext(ctx))
+	if err == nil {
+		err = leaderless(meta)
+	}
+	if err != nil {
 		return nil, describe(nodesEndpoint, err)
 	}
 	var instances []health.Instance
@@ -148,4 +159,20 @@ func (c *Client) Instances(ctx context.Context) ([]health.Instance, error) {
 		}
 	}
 	return instances, nil
+}
+
+// ErrNoLeader is an answer from a Consul server that knows no leader of its
+// cluster (a partition, a majority of servers down). A stale read is still
+// served, from a state that stopped changing when the leader was lost, so it
+// says nothing about now: checks that failed since would show as passing.
+var ErrNoLeader = errors.New("the Consul server that answered has no cluster leader, so its answer may be stale")
+
+// leaderless tells whether an answer came from a server without a leader.
+// Consul sets X-Consul-LastContact on a stale read from a follower; an answer
+// without the headers at all (a proxy that drops them) is not refused.
+func leaderless(meta *api.QueryMeta) error {
+	if meta == nil || meta.KnownLeader || meta.LastContact <= 0 {
+		return nil
+	}
+	return fmt.Errorf("%w (last contact with a leader %v ago)", ErrNoLeader, meta.LastContact.Round(time.Millisecond))
 }

@@ -206,8 +206,9 @@ type update struct {
 // first read before its own first query.
 const firstCatalogWait = 2 * time.Second
 
-// slowHandoff is how long the recorder may take to accept a health answer
-// before the next answer, if it brings a change, no longer vouches for the
+// slowHandoff is how long after a health answer the next query may be sent
+// (the recorder slow to take the answer, the rate limiter holding the query)
+// before that query's answer, if it brings a change, no longer vouches for the
 // time in between.
 const slowHandoff = time.Second
 
@@ -327,11 +328,13 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 		return
 	}
 	var index uint64
-	// previous is when the last answer returned, handedOff when the
-	// recorder took it: the query after it is sent no earlier.
-	var previous, handedOff time.Time
+	// previous is when the last answer returned. The next query is sent
+	// once the recorder has taken that answer and the rate limiter lets
+	// it through, and either may take a while.
+	var previous time.Time
 	for limit.wait(ctx) == nil {
 		query, fullRead := full.query(time.Now(), index, w.cfg.MaxWait)
+		sentAt := w.Now()
 		queryCtx, cancel := context.WithTimeout(ctx, w.queryTimeout())
 		sent := time.Now()
 		checks, next, err := w.source.Checks(queryCtx, query)
@@ -354,14 +357,15 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 		u := update{at: w.Now(), certified: true}
 		// An unchanged index vouches for all the time since the previous
 		// answer. A change found by a query sent long after it, because
-		// the recorder was slow to take that answer, may have happened at
-		// any moment in between, and other changes with it: that time is
-		// not certified. So is a change in an answer that came back well
-		// after Consul would have sent it (a partition that healed before
-		// the query timed out): Consul answers a change at once, so the
-		// change may lie anywhere in the time the answer was held.
+		// the recorder was slow to take that answer or the rate limiter
+		// held the query back, may have happened at any moment in
+		// between, and other changes with it: that time is not certified.
+		// So is a change in an answer that came back well after Consul
+		// would have sent it (a partition that healed before the query
+		// timed out): Consul answers a change at once, so the change may
+		// lie anywhere in the time the answer was held.
 		late := time.Since(sent) > query.Wait+query.Wait/16+slowHandoff
-		u.resumes = next != index && !previous.IsZero() && (handedOff.Sub(previous) > slowHandoff || late)
+		u.resumes = next != index && !previous.IsZero() && (sentAt.Sub(previous) > slowHandoff || late)
 		if fullRead || next != index {
 			u.checks = checks
 			if u.checks == nil {
@@ -379,7 +383,7 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 		if !send(ctx, updates, u) {
 			return
 		}
-		previous, handedOff = u.at, w.Now()
+		previous = u.at
 	}
 }
 
