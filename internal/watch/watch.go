@@ -468,24 +468,27 @@ type limiter struct {
 	gap    time.Duration
 	tokens float64
 	last   time.Time
+	// now and sleep are the clock; tests replace them.
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
 }
 
 func newLimiter(burst int, gap time.Duration) *limiter {
-	return &limiter{burst: float64(burst), gap: gap, tokens: float64(burst), last: time.Now()}
+	return &limiter{burst: float64(burst), gap: gap, tokens: float64(burst), last: time.Now(), now: time.Now, sleep: sleep}
 }
 
 func (l *limiter) wait(ctx context.Context) error {
 	if l.gap <= 0 {
 		return ctx.Err()
 	}
-	now := time.Now()
+	now := l.now()
 	l.tokens = min(l.burst, l.tokens+float64(now.Sub(l.last))/float64(l.gap))
 	l.last = now
 	if l.tokens < 1 {
-		if err := sleep(ctx, time.Duration((1-l.tokens)*float64(l.gap))); err != nil {
+		if err := l.sleep(ctx, time.Duration((1-l.tokens)*float64(l.gap))); err != nil {
 			return err
 		}
-		l.tokens, l.last = 1, time.Now()
+		l.tokens, l.last = 1, l.now()
 	}
 	l.tokens--
 	return ctx.Err()
