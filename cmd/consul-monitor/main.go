@@ -76,6 +76,8 @@ type Config struct {
 	MinQueryGap  time.Duration
 	Retention    time.Duration
 	LogFormat    string
+	// CheckOutputMax is how many bytes of each check's output are kept.
+	CheckOutputMax int
 	// ConsulAddr overrides CONSUL_HTTP_ADDR when set.
 	ConsulAddr  string
 	ShowVersion bool
@@ -114,12 +116,25 @@ func ParseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 			return nil
 		}
 	}
+	bytes := func(p *int, name string, def int, usage string) {
+		fs.IntVar(p, name, def, usage+" (env "+envName(name)+")")
+		fallbacks[name] = func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a number of bytes", envName(name), v)
+			}
+			*p = n
+			return nil
+		}
+	}
 	str(&cfg.Listen, "listen", "127.0.0.1:8080", "address to serve the dashboard and API on")
 	str(&cfg.DB, "db", "consul-monitor.db", "path of the SQLite history database; a lock file beside it (<db>.lock) keeps a second process out")
 	dur(&cfg.PollInterval, "poll-interval", 60*time.Second, "time between two full reads of Consul, besides the blocking queries that follow each change")
 	dur(&cfg.MinQueryGap, "min-query-gap", time.Second, "least time between two blocking queries of one watch, after a burst of two")
 	dur(&cfg.Retention, "retention", 720*time.Hour, "how long history is kept")
 	str(&cfg.LogFormat, "log-format", "text", "log format: text or json")
+	bytes(&cfg.CheckOutputMax, "check-output-max", consul.DefaultCheckOutputMax,
+		fmt.Sprintf("bytes of each check's output kept, from %d to %d; a longer output is cut and marked truncated", consul.MinCheckOutputMax, consul.MaxCheckOutputMax))
 	fs.StringVar(&cfg.ConsulAddr, "consul-addr", "", "Consul HTTP address, overriding CONSUL_HTTP_ADDR")
 	fs.BoolVar(&cfg.ShowVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -175,6 +190,9 @@ func (c Config) validate() error {
 	// The dashboard shows 24 hours; keeping less would blank part of it.
 	if c.Retention < 24*time.Hour {
 		return fmt.Errorf("--retention: %v is shorter than the 24h the dashboard shows", c.Retention)
+	}
+	if c.CheckOutputMax < consul.MinCheckOutputMax || c.CheckOutputMax > consul.MaxCheckOutputMax {
+		return fmt.Errorf("--check-output-max: %d is not between %d and %d bytes", c.CheckOutputMax, consul.MinCheckOutputMax, consul.MaxCheckOutputMax)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format: %q is neither text nor json", c.LogFormat)
@@ -253,7 +271,7 @@ func (m *Main) Start(ctx context.Context) error {
 	if m.Config.ConsulAddr != "" {
 		consulCfg.Address = m.Config.ConsulAddr
 	}
-	client, err := consul.New(consulCfg)
+	client, err := consul.New(consulCfg, consul.WithCheckOutputMax(m.Config.CheckOutputMax))
 	if err != nil {
 		st.Close()
 		return err

@@ -34,8 +34,14 @@ const (
 type Option func(*Client)
 
 // WithCheckOutputMax keeps at most n bytes of each check's output (on a
-// UTF-8 boundary) and marks a longer one truncated.
-func WithCheckOutputMax(n int) Option { return func(c *Client) { c.outputMax = n } }
+// UTF-8 boundary) and marks a longer one truncated. Zero keeps the default.
+func WithCheckOutputMax(n int) Option {
+	return func(c *Client) {
+		if n > 0 {
+			c.outputMax = n
+		}
+	}
+}
 
 // New returns a client for the agent cfg describes. Build cfg with
 // api.DefaultConfig so that CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN and the TLS
