@@ -59,10 +59,10 @@ type serviceJSON struct {
 }
 
 type checkJSON struct {
-	ID        string        `json:"id"`
-	Name      string        `json:"name"`
-	Status    health.Status `json:"status"`
-	Output    string        `json:"output"`
+	ID     string        `json:"id"`
+	Name   string        `json:"name"`
+	Status health.Status `json:"status"`
+	Output string        `json:"output"`
 	// OutputTruncated is set when Output was cut to --check-output-max.
 	OutputTruncated bool `json:"output_truncated"`
 	NodeCheck       bool `json:"node_check"`
