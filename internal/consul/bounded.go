@@ -31,7 +31,7 @@ func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	outputMax := t.outputCap
 	if req.URL.Path == nodesEndpoint.path {
 		// The instance list carries every check again, outputs included,
-		// and uses none of them: they are cut to nothing.
+		// and uses none of them: they are cut to a byte.
 		outputMax = 1
 	}
 	resp.Body = &stringCapper{body: resp.Body, max: t.cap, outputMax: outputMax}
@@ -60,8 +60,9 @@ type stringCapper struct {
 	inString bool
 	limit    int  // the current string's cap
 	isOutput bool // the current string is an "Output" value
-	// key is the last string outside of which only white space came, when
-	// it is short enough to be "Output"; colon is set once a ':' follows it.
+	// key is the raw text of the last string while it may be "Output"
+	// (keyShort); colon is set once a ':' follows it with only white space
+	// between.
 	key      []byte
 	keyShort bool
 	colon    bool
