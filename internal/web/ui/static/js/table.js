@@ -161,6 +161,7 @@ function instanceRow(inst, reuse) {
       el('span', { class: 'check-name' }, [c.name || c.id]),
       c.node_check ? el('span', { class: 'muted' }, [' (node check)']) : null,
       c.output ? el('pre', { class: 'output' }, [c.output]) : null,
+      c.output_truncated ? el('span', { class: 'muted' }, ['(output truncated)']) : null,
     ]);
   });
   return el('tr', { class: 'instance-row', 'data-instance': inst.id }, [
