@@ -129,7 +129,7 @@ func New(source Source, recorder Recorder, cfg Config, log *slog.Logger) *Watche
 		cfg.MaxWait = DefaultMaxWait
 	}
 	now := time.Now()
-	return &Watcher{
+	w := &Watcher{
 		source:   source,
 		recorder: recorder,
 		cfg:      cfg,
@@ -142,6 +142,23 @@ func New(source Source, recorder Recorder, cfg Config, log *slog.Logger) *Watche
 		},
 		catalogTried: make(chan struct{}),
 	}
+	// Until the catalog is read, Consul's live checks are paired with the
+	// instances the database last knew, so that live statuses can be shown
+	// even when the instance list cannot be read at all.
+	if known, ok := recorder.(interface{ Published() store.Published }); ok {
+		for _, inst := range known.Published().Instances {
+			w.liveInstances = append(w.liveInstances, inst.Instance)
+		}
+	}
+	return w
+}
+
+// ShowLive reports whether the API should show Live rather than what was
+// recorded: while writes fail, and while Consul answers but the instance
+// list has not been read since start (nothing can be recorded then, and the
+// recorded statuses are from before the start).
+func (s Status) ShowLive() bool {
+	return !s.Recording.OK || (s.Consul.OK && s.Catalog.LastOK.IsZero())
 }
 
 // Live returns Consul's state as the watcher last received it, whether or

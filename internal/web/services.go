@@ -79,7 +79,7 @@ func toCheckJSON(c health.Check) checkJSON {
 // the watcher keeps in memory, and the recording part says so.
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request) error {
 	status := s.watcher.Status()
-	live := !status.Recording.OK
+	live := status.ShowLive()
 	current := s.store.Published()
 	if live {
 		current = s.watcher.Live()
