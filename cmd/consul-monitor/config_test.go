@@ -34,6 +34,10 @@ func TestParseConfig(t *testing.T) {
 	if err != nil || cfg.PollInterval != 15*time.Second || cfg.DB != "/tmp/x.db" || cfg.LogFormat != "json" {
 		t.Errorf("env fallback: %+v %v", cfg, err)
 	}
+	cfg, err = ParseConfig(nil, env("CONSUL_MONITOR_WEB_ALLOWED_HOSTS", "monitor.example, 10.1.2.3:8080"), io.Discard)
+	if err != nil || cfg.AllowedHosts != "monitor.example, 10.1.2.3:8080" {
+		t.Errorf("allowed hosts from env: %+v %v", cfg, err)
+	}
 	cfg, err = ParseConfig([]string{"--poll-interval", "5s", "--consul-addr", "10.0.0.1:8500"}, env("CONSUL_MONITOR_POLL_INTERVAL", "15s"), io.Discard)
 	if err != nil || cfg.PollInterval != 5*time.Second || cfg.ConsulAddr != "10.0.0.1:8500" {
 		t.Errorf("flags over env: %+v %v", cfg, err)
@@ -76,6 +80,8 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"--listen", "127.0.0.1:80800"}, none, `--listen: "127.0.0.1:80800": port "80800" is not a number from 0 to 65535`},
 		{[]string{"--consul-addr", "localhost:85OO"}, none, `--consul-addr: "localhost:85OO" is not a Consul address: port "85OO" is not a number`},
 		{[]string{"--consul-addr", "ftp://consul"}, none, `--consul-addr: "ftp://consul" is not a Consul address: scheme "ftp"`},
+		{[]string{"--web.allowed-hosts", "monitor.example,evil/x"}, none, `--web.allowed-hosts: "evil/x" is not a host name or IP address`},
+		{nil, env("CONSUL_MONITOR_WEB_ALLOWED_HOSTS", "[fe80::1%eth0]"), `--web.allowed-hosts: "[fe80::1%eth0]" is not a host name`},
 		{nil, env("CONSUL_HTTP_ADDR", "consul 8500"), `CONSUL_HTTP_ADDR: "consul 8500" is not a Consul address: it contains white space`},
 	} {
 		if _, err := ParseConfig(tc.args, tc.env, io.Discard); err == nil || !strings.Contains(err.Error(), tc.errHas) {

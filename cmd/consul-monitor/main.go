@@ -76,17 +76,21 @@ type Config struct {
 	MinQueryGap  time.Duration
 	Retention    time.Duration
 	LogFormat    string
+	// AllowedHosts is --web.allowed-hosts: comma-separated, added to the
+	// hosts the monitor is always served as (web.DefaultHosts).
+	AllowedHosts string
 	// ConsulAddr overrides CONSUL_HTTP_ADDR when set.
 	ConsulAddr  string
 	ShowVersion bool
 }
 
 // envPrefix names the environment variable behind each flag: --poll-interval
-// falls back to CONSUL_MONITOR_POLL_INTERVAL.
+// falls back to CONSUL_MONITOR_POLL_INTERVAL, --web.allowed-hosts to
+// CONSUL_MONITOR_WEB_ALLOWED_HOSTS.
 const envPrefix = "CONSUL_MONITOR_"
 
 func envName(flagName string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+	return envPrefix + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(flagName))
 }
 
 // ParseConfig reads flags from args. A flag not given falls back to its
@@ -120,6 +124,7 @@ func ParseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	dur(&cfg.MinQueryGap, "min-query-gap", time.Second, "least time between two blocking queries of one watch, after a burst of two")
 	dur(&cfg.Retention, "retention", 720*time.Hour, "how long history is kept")
 	str(&cfg.LogFormat, "log-format", "text", "log format: text or json")
+	str(&cfg.AllowedHosts, "web.allowed-hosts", "", "comma-separated host names or IP addresses (an optional :port is ignored) that the dashboard and API are served as, besides localhost, loopback addresses and the --listen host (with a wildcard --listen, also this machine's host name and addresses); other Host headers get 421. Set the public name when behind a reverse proxy; \"*\" accepts any")
 	fs.StringVar(&cfg.ConsulAddr, "consul-addr", "", "Consul HTTP address, overriding CONSUL_HTTP_ADDR")
 	fs.BoolVar(&cfg.ShowVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -176,10 +181,20 @@ func (c Config) validate() error {
 	if c.Retention < 24*time.Hour {
 		return fmt.Errorf("--retention: %v is shorter than the 24h the dashboard shows", c.Retention)
 	}
+	if _, err := web.NewHosts(c.allowedHosts()...); err != nil {
+		return fmt.Errorf("--web.allowed-hosts: %v", err)
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format: %q is neither text nor json", c.LogFormat)
 	}
 	return nil
+}
+
+func (c Config) allowedHosts() []string {
+	if c.AllowedHosts == "" {
+		return nil
+	}
+	return strings.Split(c.AllowedHosts, ",")
 }
 
 // inputError is a start failure that the operator's input caused, such as
@@ -258,6 +273,11 @@ func (m *Main) Start(ctx context.Context) error {
 		st.Close()
 		return err
 	}
+	hosts, err := web.DefaultHosts(m.Config.Listen, m.Config.allowedHosts()...)
+	if err != nil { // validate has accepted the list; only the machine's own names are new here
+		st.Close()
+		return fmt.Errorf("allowed hosts: %w", err)
+	}
 	listener, err := net.Listen("tcp", m.Config.Listen)
 	if err != nil {
 		st.Close()
@@ -277,8 +297,10 @@ func (m *Main) Start(ctx context.Context) error {
 		watch.RunRetention(backgroundCtx, st, m.Config.Retention, retentionEvery, time.Now, m.Log)
 	})
 
+	handler := web.New(st, watcher, key, m.Log)
+	handler.Hosts = hosts
 	m.httpServer = &http.Server{
-		Handler:           web.New(st, watcher, key, m.Log),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

@@ -77,6 +77,28 @@ func HangFault() Fault { return Fault{Kind: Hang} }
 // StatusFault answers with status and Consul's usual body for it.
 func StatusFault(status int) Fault { return Fault{Kind: Status, Status: status} }
 
+// ErrorPageFault answers with status and an HTML error page of size bytes,
+// as a proxy in front of Consul does: an upstream text far longer than any
+// screen or log line should carry.
+func ErrorPageFault(status, size int) Fault {
+	return Fault{Kind: Status, Status: status, Body: ErrorPage(status, size)}
+}
+
+// ErrorPage is a proxy's HTML error page for status, padded to size bytes.
+func ErrorPage(status, size int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "<!DOCTYPE html><html><head><title>%d %s</title></head><body><h1>%[1]d %[2]s</h1>\n", status, http.StatusText(status))
+	for i := 0; b.Len() < size-len("</body></html>\n"); i++ {
+		line := fmt.Sprintf("<p>upstream proxy: line %d of the error page</p>\n", i)
+		if b.Len()+len(line) > size-len("</body></html>\n") {
+			line = strings.Repeat(" ", size-len("</body></html>\n")-b.Len())
+		}
+		b.WriteString(line)
+	}
+	b.WriteString("</body></html>\n")
+	return b.String()
+}
+
 // TruncateFault cuts answers after keep bytes.
 func TruncateFault(keep int) Fault { return Fault{Kind: Truncate, Keep: keep} }
 

@@ -356,3 +356,12 @@ func TestCertified(t *testing.T) {
 		t.Fatalf("Overlap of everything: %v, want 4s", d)
 	}
 }
+
+func TestErrorPageHasItsSize(t *testing.T) {
+	for _, size := range []int{200, 4096, 200 << 10} {
+		page := faultproxy.ErrorPage(502, size)
+		if len(page) != size || !strings.HasPrefix(page, "<!DOCTYPE html>") || !strings.HasSuffix(page, "</body></html>\n") || !strings.Contains(page, "502 Bad Gateway") {
+			t.Errorf("size %d: got %d bytes: %.120q...", size, len(page), page)
+		}
+	}
+}

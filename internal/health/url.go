@@ -6,19 +6,21 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // URL is where a person reaches the instance, or "" when it has no usable
 // address. Consul data is untrusted, so only http and https URLs are ever
-// returned. A meta.url that is set but is not an absolute http(s) URL gives
-// no URL at all: the operator named a place that cannot be linked to, and a
-// link built from the address instead could lead somewhere else.
+// returned, and only ones that lead where they say (see linkable). A
+// meta.url that is set but cannot be linked gives no URL at all: the
+// operator named a place that cannot be linked to, and a link built from the
+// address instead could lead somewhere else.
 func URL(inst Instance) string {
 	if raw, set := inst.Meta["url"]; set && strings.TrimSpace(raw) != "" {
 		u, _ := webURL(raw)
 		return u
 	}
-	if inst.Address == "" {
+	if inst.Address == "" || inst.Port < 0 || inst.Port > 65535 {
 		return ""
 	}
 	scheme, defaultPort := "http", 80
@@ -34,16 +36,18 @@ func URL(inst Instance) string {
 	built := (&url.URL{Scheme: scheme, Host: host}).String()
 	// An address with characters that cannot stand in a host (a slash, an
 	// '@', a space) would change what the link points at: give no link.
-	if parsed, err := url.Parse(built); err != nil || parsed.Host != host || parsed.User != nil {
+	parsed, err := url.Parse(built)
+	if err != nil || parsed.Host != host || !linkable(parsed) {
 		return ""
 	}
 	return built
 }
 
-// webURL accepts raw only as an absolute http or https URL with a host.
+// webURL accepts raw only as an absolute http or https URL with a host that
+// linkable accepts.
 func webURL(raw string) (string, bool) {
 	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || u.Host == "" {
+	if err != nil || u.Host == "" || !linkable(u) {
 		return "", false
 	}
 	switch strings.ToLower(u.Scheme) {
@@ -51,4 +55,34 @@ func webURL(raw string) (string, bool) {
 		return u.String(), true
 	}
 	return "", false
+}
+
+// linkable refuses what would make a link mislead or lead nowhere:
+//   - userinfo: "https://good.example@evil.example/" reads as good.example
+//     but goes to evil.example, and "user:pass@" would show credentials;
+//   - a port outside 1-65535, which no browser can reach;
+//   - an IPv6 zone ("fe80::1%eth0"), which names an interface of the
+//     viewer's own machine, not of the instance's;
+//   - bidi or control characters in the host, which make the shown text
+//     differ from where the link goes (U+202E reverses what follows it).
+func linkable(u *url.URL) bool {
+	if u.User != nil {
+		return false
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return false
+		}
+	}
+	host := u.Hostname()
+	if strings.Contains(host, "%") {
+		return false
+	}
+	for _, r := range host {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return false
+		}
+	}
+	return true
 }

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -32,7 +31,7 @@ func (s *Server) postConfig(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Accept-Post", "application/json")
 		return &apiError{http.StatusUnsupportedMediaType, "Content-Type must be application/json"}
 	}
-	body, err := io.ReadAll(r.Body)
+	body, err := s.readBody(r)
 	if err != nil {
 		return err
 	}

@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"reflect"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -50,6 +53,9 @@ type Server struct {
 	services servicesCache
 	log      *slog.Logger
 	mux      *http.ServeMux
+	// Hosts are the Host headers answered; any other gets 421. New sets
+	// loopback only; the command sets what --web.allowed-hosts gives.
+	Hosts *Hosts
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
@@ -63,7 +69,11 @@ func New(st Store, w Watcher, signingKey []byte, log *slog.Logger) *Server {
 	if err != nil {
 		panic("web: the dashboard embedded in the binary is broken: " + err.Error())
 	}
-	s := &Server{store: st, watcher: w, settings: settingsCookie{key: signingKey}, assets: ui, log: log, mux: http.NewServeMux(), Now: time.Now}
+	loopbackOnly, err := NewHosts(loopback...)
+	if err != nil {
+		panic("web: loopback hosts: " + err.Error())
+	}
+	s := &Server{store: st, watcher: w, settings: settingsCookie{key: signingKey}, assets: ui, log: log, mux: http.NewServeMux(), Hosts: loopbackOnly, Now: time.Now}
 	s.mux.HandleFunc("GET /{$}", s.serveIndex)
 	s.mux.Handle("GET /static/{path...}", s.api(s.serveStatic))
 	s.mux.Handle("GET /api/services", s.jsonAPI(s.listServices))
@@ -87,14 +97,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusInternalServerError, errorBody{"internal error"})
 		}
 	}()
-	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	// Before anything else, /healthz included: its errors name Consul's
+	// address and the database's path. Probes reach it as localhost or by
+	// an IP address of this machine, which are allowed.
+	if !s.Hosts.Allows(r.Host) {
+		s.log.Info("refused a request for a host not served here (see --web.allowed-hosts)", "host", truncate(r.Host, 100), "method", r.Method, "path", truncate(r.URL.Path, 100))
+		writeJSON(w, http.StatusMisdirectedRequest, errorBody{"this server does not answer to the host name in the request; its operator can add it to --web.allowed-hosts"})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	if h, pattern := s.mux.Handler(r); pattern == "" || reflect.TypeOf(h) == redirectHandler {
 		s.mux.ServeHTTP(&routerErrorWriter{ResponseWriter: w}, r)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
 }
+
+// redirectHandler is the type of the handler the router returns for a path
+// it cleans ("//api/services", "/api/../healthz") or completes with a
+// slash ("/static"): its HTML answer is replaced by JSON too.
+var redirectHandler = reflect.TypeOf(http.RedirectHandler("/", http.StatusMovedPermanently))
 
 // routerErrorWriter turns the router's plain-text 404 and 405 into JSON,
 // keeping their status and the Allow header.
@@ -109,8 +132,12 @@ func (w *routerErrorWriter) WriteHeader(status int) {
 	}
 	w.wroteHeader = true
 	msg := "not found"
-	if status == http.StatusMethodNotAllowed {
+	switch {
+	case status == http.StatusMethodNotAllowed:
 		msg = "method not allowed"
+	case status >= 300 && status < 400:
+		// The status and Location stay, so clients follow it as before.
+		msg = "moved to " + w.Header().Get("Location")
 	}
 	writeJSON(w.ResponseWriter, status, errorBody{msg})
 }
@@ -129,6 +156,29 @@ type apiError struct {
 }
 
 func (e *apiError) Error() string { return e.msg }
+
+// readBody reads a request's body, answering the client's own mistakes
+// as such: a body shorter than its Content-Length is a 400 and one that
+// stops arriving (the server's ReadTimeout) a 408. They are logged below
+// ERROR, as nothing on this side failed.
+func (s *Server) readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case err == nil, errors.As(err, &tooLarge):
+		return body, err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		s.log.Debug("request body ended before its Content-Length", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+		return nil, &apiError{http.StatusBadRequest, "request body ended before its Content-Length"}
+	case errors.As(err, &netErr) && netErr.Timeout():
+		s.log.Info("request body stopped arriving", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+		return nil, &apiError{http.StatusRequestTimeout, "request body did not arrive in time"}
+	default: // a reset or a malformed chunked body: still the client's side
+		s.log.Debug("request body could not be read", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+		return nil, &apiError{http.StatusBadRequest, "request body could not be read"}
+	}
+}
 
 func badRequest(format string, args ...any) error {
 	return &apiError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
