@@ -209,8 +209,9 @@ func TestHostilePage(t *testing.T) {
 			SidText           string
 		}
 		b.eval(t, `(() => {
-			const row = [...document.querySelectorAll('tr.instance-row')].find(r => r.querySelector('.node').textContent === `+js(hostile.RLONode)+`);
-			const node = row.querySelector('.node'), sid = row.querySelector('.sid');
+			const spans = [...document.querySelectorAll('tr.instance-row td:first-child span')];
+			const node = spans.find(e => e.textContent === `+js(hostile.RLONode)+`);
+			const sid = spans.find(e => e.textContent === `+js(hostile.RLOServiceID)+` && e.compareDocumentPosition(node) & Node.DOCUMENT_POSITION_PRECEDING);
 			const isolated = e => e.closest('bdi') ? 'bdi' : getComputedStyle(e).unicodeBidi;
 			const text = sid.firstChild, lefts = [];
 			for (let i = 0; i < text.length; i++) {
@@ -240,7 +241,14 @@ func TestHostilePage(t *testing.T) {
 		}
 		b.eval(t, `({
 			Injected: document.querySelectorAll('#services img, #services script, #services b').length,
-			BadLinks: [...document.querySelectorAll('a')].map(a => a.href).filter(h => !/^https?:/.test(h) || new URL(h).username || new URL(h).password || new URL(h).hostname.includes('%')),
+			BadLinks: [...document.querySelectorAll('a')].map(a => a.href).filter(h => {
+				try {
+					const u = new URL(h);
+					return !/^https?:$/.test(u.protocol) || u.username || u.password || u.hostname.includes('%');
+				} catch (e) {
+					return true;
+				}
+			}),
 			Pwned: 'pwned' in window,
 		})`, &dom)
 		if dom.Injected != 0 || len(dom.BadLinks) != 0 || dom.Pwned {
