@@ -6,6 +6,7 @@ package consul
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -15,19 +16,66 @@ import (
 
 // Client reads Consul's state.
 type Client struct {
-	api *api.Client
+	api       *api.Client
+	outputMax int
+}
+
+// DefaultCheckOutputMax is the check output kept, in bytes: what Consul's
+// own agent keeps of a script check's output.
+const DefaultCheckOutputMax = 4096
+
+// MinCheckOutputMax and MaxCheckOutputMax bound WithCheckOutputMax.
+const (
+	MinCheckOutputMax = 256
+	MaxCheckOutputMax = 1 << 20
+)
+
+// An Option changes how a Client reads.
+type Option func(*Client)
+
+// WithCheckOutputMax keeps at most n bytes of each check's output (on a
+// UTF-8 boundary) and marks a longer one truncated. Zero keeps the default.
+func WithCheckOutputMax(n int) Option {
+	return func(c *Client) {
+		if n > 0 {
+			c.outputMax = n
+		}
+	}
 }
 
 // New returns a client for the agent cfg describes. Build cfg with
 // api.DefaultConfig so that CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN and the TLS
 // variables apply as they do for every Consul tool.
-func New(cfg *api.Config) (*Client, error) {
-	c, err := api.NewClient(cfg)
+//
+// Every string in Consul's answers is cut while it is read to
+// StringCap(check output max) bytes, so a registration of any size costs
+// the monitor a bounded amount of memory.
+func New(cfg *api.Config, opts ...Option) (*Client, error) {
+	c := &Client{outputMax: DefaultCheckOutputMax}
+	for _, o := range opts {
+		o(c)
+	}
+	a, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
-	return &Client{api: c}, nil
+	// NewClient has built the HTTP client from cfg (TLS, unix sockets); the
+	// api.Client shares it, so wrapping its transport here takes effect.
+	hc := cfg.HttpClient
+	next := hc.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	hc.Transport = boundedTransport{next: next, cap: StringCap(c.outputMax)}
+	c.api = a
+	return c, nil
 }
+
+// StringCap is the longest raw JSON string (escapes counted as written)
+// kept from Consul's answers for a check output max of outputMax. An
+// escape decodes to at least a sixth of its raw length, so an output cut
+// here still decodes to more than outputMax bytes and is marked truncated.
+func StringCap(outputMax int) int { return max(64<<10, 6*outputMax+64) }
 
 // Blocking turns a read into a Consul blocking query: it returns once the
 // data's index passes Index, or after Wait with the data unchanged. The zero
@@ -83,13 +131,15 @@ func (c *Client) Checks(ctx context.Context, b Blocking) ([]health.Check, uint64
 	}
 	checks := make([]health.Check, 0, len(raw))
 	for _, hc := range raw {
+		output, truncated := health.TruncateOutput(hc.Output, c.outputMax)
 		checks = append(checks, health.Check{
-			Node:      hc.Node,
-			CheckID:   hc.CheckID,
-			Name:      hc.Name,
-			ServiceID: hc.ServiceID,
-			Status:    health.ParseCheckStatus(hc.Status),
-			Output:    hc.Output,
+			Node:            hc.Node,
+			CheckID:         hc.CheckID,
+			Name:            hc.Name,
+			ServiceID:       hc.ServiceID,
+			Status:          health.ParseCheckStatus(hc.Status),
+			Output:          output,
+			OutputTruncated: truncated,
 		})
 	}
 	return checks, meta.LastIndex, nil

@@ -152,10 +152,8 @@ func (w *Watcher) Live() store.Published {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.liveEvaluated == nil || w.liveEvaluated.Version != w.liveVersion {
-		w.liveEvaluated = &store.Published{
-			Instances: health.Evaluate(health.Snapshot{Instances: w.liveInstances, Checks: w.liveChecks}),
-			Version:   w.liveVersion,
-		}
+		ev := health.Evaluate(health.Snapshot{Instances: w.liveInstances, Checks: w.liveChecks})
+		w.liveEvaluated = &store.Published{Instances: ev.Instances, NodeChecks: ev.NodeChecks, Version: w.liveVersion}
 	}
 	return *w.liveEvaluated
 }
