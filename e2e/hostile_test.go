@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/consul-monitor/consul-monitor/internal/consultest"
@@ -233,6 +234,41 @@ func TestHostilePage(t *testing.T) {
 		}
 	})
 
+	b.run(t, chromedp.Evaluate(`window.scrollTo(0, 0)`, nil))
+	screenshot(t, b, "hostile.png")
+
+	t.Run("at phone width no row is wider than the screen", func(t *testing.T) {
+		b.run(t, emulation.SetDeviceMetricsOverride(390, 844, 2, true))
+		defer b.run(t, emulation.ClearDeviceMetricsOverride())
+		var overflow float64
+		b.eval(t, `document.documentElement.scrollWidth - window.innerWidth`, &overflow)
+		if overflow > 0 {
+			t.Errorf("the page is %.0f px wider than a phone", overflow)
+		}
+		screenshot(t, b, "hostile-phone.png")
+	})
+
+	t.Run("node checks from the nodes map and cut outputs are shown", func(t *testing.T) {
+		var got struct {
+			NodeCheck bool
+			Output    int
+			Truncated bool
+		}
+		b.eval(t, `(() => {
+			const names = [...document.querySelectorAll('tr.instance-row li')].map(li => li.querySelector('.check-name').textContent + (li.textContent.includes('(node check)') ? ' (node)' : ''));
+			const long = [...document.querySelectorAll('tr.instance-row')].find(r => r.dataset.instance === `+js("hostile-output/long-output-1")+`);
+			return {NodeCheck: names.includes(`+js(hostile.Script("node check")+" (node)")+`),
+				Output: long.querySelector('pre.output').textContent.length,
+				Truncated: !!long.querySelector('.truncated')};
+		})()`, &got)
+		if !got.NodeCheck {
+			t.Error("the script case's node check is not shown with its instance")
+		}
+		if got.Output >= hostile.LongOutputLen || !got.Truncated {
+			t.Errorf("long output shown as %d characters, marked truncated: %v", got.Output, got.Truncated)
+		}
+	})
+
 	t.Run("no script from the data runs, no bad URL is a link", func(t *testing.T) {
 		var dom struct {
 			Injected int
@@ -320,6 +356,9 @@ func TestHostileAPI(t *testing.T) {
 	}
 	var body struct {
 		Services []hostileInstance `json:"services"`
+		Nodes    map[string]struct {
+			Checks []hostileCheck `json:"checks"`
+		} `json:"nodes"`
 	}
 	if err := json.Unmarshal(raw, &body); err != nil {
 		t.Fatal(err)
@@ -343,17 +382,18 @@ func TestHostileAPI(t *testing.T) {
 			}
 		}
 		for _, want := range tc.Checks {
+			checks := got.Checks
 			if want.ServiceID == "" {
-				continue // a node check: where it is listed is i1's to decide
+				checks = body.Nodes[tc.Node].Checks // a node check is listed once, with its node
 			}
-			j := slices.IndexFunc(got.Checks, func(c hostileCheck) bool {
+			j := slices.IndexFunc(checks, func(c hostileCheck) bool {
 				return c.ID == want.CheckID
 			})
 			if j < 0 {
 				t.Errorf("%s: check %s missing", tc.Label, want.CheckID)
 				continue
 			}
-			gc := got.Checks[j]
+			gc := checks[j]
 			// The output comes back as given, or its first part when the
 			// monitor cuts long outputs (and says so).
 			if gc.Name != want.Name || gc.Output != want.Output && !(gc.Truncated && strings.HasPrefix(want.Output, gc.Output)) {

@@ -39,12 +39,25 @@ function source(raw, fallback) {
   };
 }
 
-// getServices reads /api/services: the instances and the state of Consul,
-// the catalog watch and the recording.
+// nodeChecks is /api/services' nodes as a Map from node name to its node
+// checks (a node may be named "__proto__"). An older server sends none and
+// lists node checks in each instance instead.
+function nodeChecks(nodes) {
+  const out = new Map();
+  if (!nodes || typeof nodes !== 'object') return out;
+  for (const [name, node] of Object.entries(nodes)) {
+    out.set(name, node && Array.isArray(node.checks) ? node.checks : []);
+  }
+  return out;
+}
+
+// getServices reads /api/services: the instances, each node's checks, and
+// the state of Consul, the catalog watch and the recording.
 export async function getServices() {
   const body = await requestJSON('/api/services');
   return {
     services: Array.isArray(body.services) ? body.services : [],
+    nodes: nodeChecks(body.nodes),
     lastPoll: body.last_poll || null,
     consul: source(body.consul, { ok: body.consul_available, error: body.error, last_ok: body.last_poll }),
     catalog: source(body.catalog, { ok: true }),

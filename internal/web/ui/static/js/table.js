@@ -66,12 +66,13 @@ function worst(statuses) {
   return w;
 }
 
-// buildGroups groups /api/services' instances by service name. gone is
+// buildGroups groups /api/services' instances by service name, each with
+// its own checks followed by its node's (nodes: node name -> checks). gone is
 // /api/history's instances that were registered during the day and are not
 // now; they join their service's group, marked as gone. A service whose
 // every instance has left keeps its row for the day, with the status
 // "gone", so that its failures do not vanish with it.
-export function buildGroups(services, gone) {
+export function buildGroups(services, gone, nodes) {
   const byName = new Map();
   for (const svc of services) {
     const inst = {
@@ -81,7 +82,7 @@ export function buildGroups(services, gone) {
       address: svc.port ? svc.address + ':' + svc.port : svc.address,
       safe_url: safeURL(svc.url),
       tags: svc.tags || [],
-      checks: svc.checks || [],
+      checks: (svc.checks || []).concat((nodes && nodes.get(svc.node)) || []),
       current_status: svc.current_status,
     };
     if (!byName.has(svc.name)) byName.set(svc.name, { instances: [], gone: [] });
@@ -214,6 +215,7 @@ function instanceRow(inst, reuse) {
       el('span', { class: 'check-name', dir: 'auto' }, [c.name || c.id]),
       c.node_check ? el('span', { class: 'muted' }, [' (node check)']) : null,
       c.output ? el('pre', { class: 'output', dir: 'auto' }, [c.output]) : null,
+      c.output_truncated ? el('span', { class: 'muted truncated' }, ['output truncated: the rest was not kept']) : null,
     ]);
   });
   return el('tr', { class: 'instance-row', 'data-instance': inst.id }, [
