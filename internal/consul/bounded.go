@@ -12,10 +12,12 @@ import (
 // while the body streams in, so no string longer than the cap is ever held,
 // whatever a registration contains.
 
-// boundedTransport caps every string of the JSON bodies it passes on.
+// boundedTransport caps every string of the JSON bodies it passes on, and
+// the values of "Output" keys (check outputs) at their own, smaller cap.
 type boundedTransport struct {
-	next http.RoundTripper
-	cap  int
+	next      http.RoundTripper
+	cap       int
+	outputCap int
 }
 
 func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -26,7 +28,7 @@ func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.Body == nil || resp.StatusCode/100 != 2 {
 		return resp, err
 	}
-	resp.Body = &stringCapper{body: resp.Body, max: t.cap}
+	resp.Body = &stringCapper{body: resp.Body, max: t.cap, outputMax: t.outputCap}
 	// The length changes with what is cut.
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
@@ -40,11 +42,23 @@ func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // UTF-8 sequence, an escape or a surrogate pair, so valid JSON stays valid
 // JSON with the same structure, its strings being prefixes of the
 // originals. It keeps a few bytes of state, never the string.
+//
+// The value of an "Output" key is capped at outputMax (when set) instead,
+// and a cut one ends with cutMarker, so that the reader knows it was cut
+// however many bytes its escapes decode to.
 type stringCapper struct {
-	body io.ReadCloser
-	max  int
+	body      io.ReadCloser
+	max       int
+	outputMax int
 
 	inString bool
+	limit    int  // the current string's cap
+	isOutput bool // the current string is an "Output" value
+	// key is the last string outside of which only white space came, when
+	// it is short enough to be "Output"; colon is set once a ':' follows it.
+	key      []byte
+	keyShort bool
+	colon    bool
 	skipping bool // past the cap: dropping bytes until the closing quote
 	escaped  bool // while skipping: the previous byte was a backslash
 	used     int  // raw bytes of the current string kept so far
@@ -93,8 +107,19 @@ func (c *stringCapper) filter(dst, src []byte) []byte {
 		switch {
 		case !c.inString:
 			dst = append(dst, b)
-			if b == '"' {
-				c.inString, c.used = true, 0
+			switch b {
+			case '"':
+				c.isOutput = c.outputMax > 0 && c.colon && c.keyShort && string(c.key) == "Output"
+				c.inString, c.used, c.limit = true, 0, c.max
+				if c.isOutput {
+					c.limit = c.outputMax
+				}
+				c.key, c.keyShort, c.colon = c.key[:0], true, false
+			case ':':
+				c.colon = true
+			case ' ', '\t', '\n', '\r':
+			default:
+				c.keyShort, c.colon = false, false
 			}
 		case c.skipping:
 			switch {
@@ -103,7 +128,7 @@ func (c *stringCapper) filter(dst, src []byte) []byte {
 			case b == '\\':
 				c.escaped = true
 			case b == '"':
-				c.inString, c.skipping = false, false
+				c.inString, c.skipping, c.keyShort = false, false, false
 				dst = append(dst, '"')
 			}
 		case len(c.esc) > 0:
@@ -184,14 +209,27 @@ func (c *stringCapper) flushSeq(dst []byte) []byte {
 // keep appends a unit of n raw bytes, or starts skipping the string when it
 // does not fit under the cap.
 func (c *stringCapper) keep(dst []byte, n int, unit ...byte) []byte {
-	if c.used+n > c.max {
+	if c.used+n > c.limit {
 		c.skipping, c.escaped = true, false
 		c.seq, c.need = c.seq[:0], 0
+		if c.isOutput {
+			dst = append(dst, cutMarker...)
+		}
 		return dst
 	}
 	c.used += n
+	if c.keyShort && len(c.key)+len(unit) <= len("Output") {
+		c.key = append(c.key, unit...)
+	} else {
+		c.keyShort = false
+	}
 	return append(dst, unit...)
 }
+
+// cutMarker ends an "Output" value that was cut: a lone high surrogate
+// escape, which Consul's encoder (Go's encoding/json) never writes, so it
+// cannot be part of a real output.
+const cutMarker = `\udbff`
 
 func utf8Len(b byte) int {
 	switch {

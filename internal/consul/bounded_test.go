@@ -18,12 +18,12 @@ import (
 
 // capString runs src through the filter, in reads of chunk bytes so that
 // every state crosses a read boundary somewhere.
-func capString(t testing.TB, src string, max, chunk int) []byte {
+func capString(t testing.TB, src string, max, outputMax, chunk int) []byte {
 	r := io.NopCloser(iotest.OneByteReader(strings.NewReader(src)))
 	if chunk > 1 {
 		r = io.NopCloser(&chunkReader{s: src, n: chunk})
 	}
-	out, err := io.ReadAll(&stringCapper{body: r, max: max})
+	out, err := io.ReadAll(&stringCapper{body: r, max: max, outputMax: outputMax})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,10 +66,38 @@ func TestStringCapper(t *testing.T) {
 		{`[1,true,null,{"a":[]}]`, 0, `[1,true,null,{"":[]}]`},
 	} {
 		for _, chunk := range []int{1, 3, 4096} {
-			if got := capString(t, tc.in, tc.max, chunk); string(got) != tc.want {
+			if got := capString(t, tc.in, tc.max, 0, chunk); string(got) != tc.want {
 				t.Errorf("cap %d of %s (reads of %d) = %s, want %s", tc.max, tc.in, chunk, got, tc.want)
 			}
 		}
+	}
+}
+
+// TestOutputCap checks that only the value of an "Output" key gets the
+// output cap, and that a cut one ends with the marker.
+func TestOutputCap(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"Output":"abcdefghijkl","Name":"abcdefghijkl"}`, `{"Output":"abcdefgh\udbff","Name":"abcdefghij"}`},
+		{`{ "Output" : "abcdefgh" }`, `{ "Output" : "abcdefgh" }`}, // fits: no marker
+		{`{"Output":"abcdefghi"}`, `{"Output":"abcdefgh\udbff"}`},
+		{`["Output","abcdefghijkl"]`, `["Output","abcdefghij"]`}, // not a key
+		{`{"Outputs":"abcdefghijkl"}`, `{"Outputs":"abcdefghij"}`},
+		{`{"xOutput":"abcdefghijkl"}`, `{"xOutput":"abcdefghij"}`},
+		{`{"Output":"a\nb\ncde\"fgh"}`, `{"Output":"a\nb\ncd\udbff"}`}, // escapes kept whole
+	} {
+		for _, chunk := range []int{1, 2, 4096} {
+			if got := capString(t, tc.in, 10, 8, chunk); string(got) != tc.want {
+				t.Errorf("%s (reads of %d) = %s, want %s", tc.in, chunk, got, tc.want)
+			}
+		}
+	}
+	var h healthCheck
+	if err := json.Unmarshal([]byte(`{"Output":"ab\n\udbff"}`), &h); err != nil || h.Output != (output{"ab\n", true}) {
+		t.Errorf("marked output read as %+v, %v", h.Output, err)
+	}
+	var plain healthCheck
+	if err := json.Unmarshal([]byte(`{"Output":"ab\ufffd"}`), &plain); err != nil || plain.Output != (output{"ab\ufffd", false}) {
+		t.Errorf("output read as %+v, %v", plain.Output, err)
 	}
 }
 
@@ -86,12 +114,13 @@ func FuzzStringCapper(f *testing.F) {
 	} {
 		f.Add(s, 5)
 	}
+	f.Add(`{"Output":"abcdefghijkl\n\u00e9","x":{"Output":"\ud83d\ude00\ud83d\ude00"}}`, 7)
 	f.Fuzz(func(t *testing.T, src string, max int) {
 		if !json.Valid([]byte(src)) {
 			return
 		}
 		max = int(uint(max) % 40)
-		out := capString(t, src, max, 1+max%7)
+		out := capString(t, src, max, 0, 1+max%7)
 		if !json.Valid(out) {
 			t.Fatalf("cap %d of %q gave invalid JSON %q", max, src, out)
 		}
@@ -116,6 +145,12 @@ func FuzzStringCapper(f *testing.F) {
 				t.Fatalf("token %v became %v", wt, gt)
 			}
 		}
+		// With an output cap, "Output" values may end with the marker: the
+		// answer stays valid JSON with the same tokens.
+		marked := capString(t, src, max, 1+max/2, 1+max%5)
+		if !json.Valid(marked) || sameKinds(src, marked) != nil {
+			t.Fatalf("output cap %d of %q gave %q: %v", 1+max/2, src, marked, sameKinds(src, marked))
+		}
 		if fits := maxRawString(src) <= max; fits != (string(out) == src) {
 			t.Fatalf("cap %d: %q became %q", max, src, out)
 		}
@@ -123,6 +158,24 @@ func FuzzStringCapper(f *testing.F) {
 			t.Fatalf("cap %d: %q has a longer string", max, out)
 		}
 	})
+}
+
+// sameKinds reports a difference in the token kinds of two JSON texts.
+func sameKinds(a string, b []byte) error {
+	da, db := json.NewDecoder(strings.NewReader(a)), json.NewDecoder(bytes.NewReader(b))
+	for {
+		ta, ea := da.Token()
+		tb, eb := db.Token()
+		if errors.Is(ea, io.EOF) && errors.Is(eb, io.EOF) {
+			return nil
+		}
+		if ea != nil || eb != nil {
+			return fmt.Errorf("tokens: %v / %v", ea, eb)
+		}
+		if fmt.Sprintf("%T", ta) != fmt.Sprintf("%T", tb) {
+			return fmt.Errorf("token %v became %v", ta, tb)
+		}
+	}
 }
 
 // maxRawString is the raw length of the longest string in valid JSON.
@@ -160,8 +213,8 @@ func TestBoundedTransport(t *testing.T) {
 			fmt.Fprintf(w, `"%s"`, long)
 			return
 		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(long)+15))
-		fmt.Fprintf(w, `[{"Output":"%s"}]`, long)
+		w.Header().Set("Content-Length", strconv.Itoa(2*len(long)+27))
+		fmt.Fprintf(w, `[{"Name":"%s", "Output" :"%s"}]`, long, long)
 	}))
 	defer srv.Close()
 	cfg := api.DefaultConfig()
@@ -184,9 +237,10 @@ func TestBoundedTransport(t *testing.T) {
 		}
 		return resp.StatusCode, string(b)
 	}
-	want := `[{"Output":"` + long[:StringCap(DefaultCheckOutputMax)] + `"}]`
+	// Names are cut at StringCap, an output at its own cap with the marker.
+	want := `[{"Name":"` + long[:StringCap] + `", "Output" :"` + long[:outputCap(DefaultCheckOutputMax)] + cutMarker + `"}]`
 	if code, body := get("/"); code != 200 || body != want {
-		t.Errorf("answer of %d B came as %d B", len(long)+15, len(body))
+		t.Errorf("answer of %d B came as %d B", 2*len(long)+27, len(body))
 	}
 	if code, body := get("/error"); code != 500 || len(body) != len(long)+2 {
 		t.Errorf("error body of %d B came as %d B", len(long)+2, len(body))

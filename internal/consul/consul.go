@@ -4,7 +4,9 @@
 package consul
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -66,16 +68,21 @@ func New(cfg *api.Config, opts ...Option) (*Client, error) {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	hc.Transport = boundedTransport{next: next, cap: StringCap(c.outputMax)}
+	hc.Transport = boundedTransport{next: next, cap: StringCap, outputCap: outputCap(c.outputMax)}
 	c.api = a
 	return c, nil
 }
 
 // StringCap is the longest raw JSON string (escapes counted as written)
-// kept from Consul's answers for a check output max of outputMax. An
-// escape decodes to at least a sixth of its raw length, so an output cut
-// here still decodes to more than outputMax bytes and is marked truncated.
-func StringCap(outputMax int) int { return max(64<<10, 6*outputMax+64) }
+// kept from Consul's answers: names, tags and meta longer than that are
+// not something to show, and no answer can make the monitor hold more.
+const StringCap = 64 << 10
+
+// outputCap is the longest raw check output kept while reading: room for
+// outputMax bytes even when each is escaped in two (\n, \"); a cut one
+// also carries the cut marker. Anything longer is cut and marked in the stream itself, so a
+// check's output costs at most this much memory however large it is.
+func outputCap(outputMax int) int { return 2*outputMax + 64 }
 
 // Blocking turns a read into a Consul blocking query: it returns once the
 // data's index passes Index, or after Wait with the data unchanged. The zero
@@ -117,8 +124,24 @@ type healthCheck struct {
 	CheckID   string
 	Name      string
 	Status    string
-	Output    string
+	Output    output
 	ServiceID string
+}
+
+// output is a check output as the bounded transport passed it on: cut when
+// it ends with the transport's marker.
+type output struct {
+	text string
+	cut  bool
+}
+
+func (o *output) UnmarshalJSON(raw []byte) error {
+	o.cut = false
+	if trimmed, ok := bytes.CutSuffix(raw, []byte(cutMarker+`"`)); ok {
+		raw = append(trimmed, '"')
+		o.cut = true
+	}
+	return json.Unmarshal(raw, &o.text)
 }
 
 // Checks reads every check in the datacenter, in one request, and returns
@@ -131,7 +154,7 @@ func (c *Client) Checks(ctx context.Context, b Blocking) ([]health.Check, uint64
 	}
 	checks := make([]health.Check, 0, len(raw))
 	for _, hc := range raw {
-		output, truncated := health.TruncateOutput(hc.Output, c.outputMax)
+		output, truncated := health.TruncateOutput(hc.Output.text, c.outputMax)
 		checks = append(checks, health.Check{
 			Node:            hc.Node,
 			CheckID:         hc.CheckID,
@@ -139,7 +162,7 @@ func (c *Client) Checks(ctx context.Context, b Blocking) ([]health.Check, uint64
 			ServiceID:       hc.ServiceID,
 			Status:          health.ParseCheckStatus(hc.Status),
 			Output:          output,
-			OutputTruncated: truncated,
+			OutputTruncated: truncated || hc.Output.cut,
 		})
 	}
 	return checks, meta.LastIndex, nil

@@ -183,7 +183,10 @@ func TestCheckOutputBounded(t *testing.T) {
 	consultest.RegisterExternal(t, agent.Client(), "big-node", "10.0.0.1",
 		&api.AgentService{ID: "web-1", Service: "web", Port: 80},
 		&api.HealthCheck{CheckID: "node-big", Name: "node", Status: api.HealthCritical, Output: big},
-		&api.HealthCheck{CheckID: "svc-small", Name: "svc", ServiceID: "web-1", Status: api.HealthPassing, Output: "fine"})
+		&api.HealthCheck{CheckID: "svc-small", Name: "svc", ServiceID: "web-1", Status: api.HealthPassing, Output: "fine"},
+		// Each byte is 6 in JSON (\u0001): the stream cuts it before
+		// max bytes are read, and marks it.
+		&api.HealthCheck{CheckID: "node-control", Name: "ctl", Status: api.HealthPassing, Output: strings.Repeat("\x01", 1<<20)})
 	for _, max := range []int{MinCheckOutputMax, DefaultCheckOutputMax, MaxCheckOutputMax} {
 		c, err := New(agent.Config(), WithCheckOutputMax(max))
 		if err != nil {
@@ -201,6 +204,11 @@ func TestCheckOutputBounded(t *testing.T) {
 				if !ch.OutputTruncated || len(ch.Output) > max || len(ch.Output) < max-3 || !strings.HasPrefix(big, ch.Output) {
 					t.Errorf("max %d: big output kept %d bytes, truncated %v", max, len(ch.Output), ch.OutputTruncated)
 				}
+			case "node-control":
+				found++
+				if !ch.OutputTruncated || len(ch.Output) == 0 || len(ch.Output) > max || strings.Trim(ch.Output, "\x01") != "" {
+					t.Errorf("max %d: control output kept %d bytes, truncated %v", max, len(ch.Output), ch.OutputTruncated)
+				}
 			case "svc-small":
 				found++
 				if ch.OutputTruncated || ch.Output != "fine" {
@@ -208,8 +216,8 @@ func TestCheckOutputBounded(t *testing.T) {
 				}
 			}
 		}
-		if found != 2 {
-			t.Fatalf("max %d: %d of the 2 checks read", max, found)
+		if found != 3 {
+			t.Fatalf("max %d: %d of the 3 checks read", max, found)
 		}
 	}
 }

@@ -19,7 +19,7 @@ import { STATUS_ORDER, ICONS, buildGroups, members, visibleGroups, countStatuses
 // around thousands of instances would cost more than the table itself.
 // expanded is a Map, not an object: a service named "__proto__" or
 // "constructor" would otherwise open expanded and never close.
-const data = { services: [], nodes: new Map(), groups: [], expanded: new Map() };
+const data = { services: [], groups: [], expanded: new Map() };
 
 const OK = { ok: true, error: null, since: null, lastOk: null };
 
@@ -77,7 +77,6 @@ function dashboard() {
         const answers = await Promise.all([getServices(), getHistory(this.settings.display.historyGranularity)]);
         const svc = answers[0];
         data.services = svc.services;
-        data.nodes = svc.nodes;
         this.applyHistory(answers[1]);
         this.consul = svc.consul;
         this.catalog = svc.catalog;
@@ -114,7 +113,7 @@ function dashboard() {
     // applyHistory regroups the instances, since the instances that left
     // during the day come with the history.
     applyHistory(h) {
-      data.groups = buildGroups(data.services, h.gone, data.nodes);
+      data.groups = buildGroups(data.services, h.gone);
       applyHistory(h, members(data.groups));
     },
 

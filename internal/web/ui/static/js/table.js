@@ -66,13 +66,12 @@ function worst(statuses) {
   return w;
 }
 
-// buildGroups groups /api/services' instances by service name, each with
-// its own checks followed by its node's (nodes: node name -> checks). gone is
+// buildGroups groups /api/services' instances by service name. gone is
 // /api/history's instances that were registered during the day and are not
 // now; they join their service's group, marked as gone. A service whose
 // every instance has left keeps its row for the day, with the status
 // "gone", so that its failures do not vanish with it.
-export function buildGroups(services, gone, nodes) {
+export function buildGroups(services, gone) {
   const byName = new Map();
   for (const svc of services) {
     const inst = {
@@ -82,7 +81,7 @@ export function buildGroups(services, gone, nodes) {
       address: svc.port ? svc.address + ':' + svc.port : svc.address,
       safe_url: safeURL(svc.url),
       tags: svc.tags || [],
-      checks: (svc.checks || []).concat((nodes && nodes.get(svc.node)) || []),
+      checks: svc.checks || [],
       current_status: svc.current_status,
     };
     if (!byName.has(svc.name)) byName.set(svc.name, { instances: [], gone: [] });
@@ -215,7 +214,7 @@ function instanceRow(inst, reuse) {
       el('span', { class: 'check-name', dir: 'auto' }, [c.name || c.id]),
       c.node_check ? el('span', { class: 'muted' }, [' (node check)']) : null,
       c.output ? el('pre', { class: 'output', dir: 'auto' }, [c.output]) : null,
-      c.output_truncated ? el('span', { class: 'muted truncated' }, ['output truncated: the rest was not kept']) : null,
+      c.output_truncated ? el('span', { class: 'muted truncated' }, ['(output truncated)']) : null,
     ]);
   });
   return el('tr', { class: 'instance-row', 'data-instance': inst.id }, [
