@@ -174,3 +174,90 @@ func memory(t *testing.T, pid int) (rss, hwm int) {
 	}
 	return rss, hwm
 }
+
+// TestMaximalOutputsCost measures what maximal check outputs cost the real
+// binary: 1,000 instances whose checks all have an output past every cap
+// (64 KiB), against the same instances with short outputs. The README's
+// worst case ("N instances with maximal outputs cost at most ...") is this
+// figure per instance; the test holds the binary to it.
+func TestMaximalOutputsCost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("registers 1,000 instances twice")
+	}
+	agent := consultest.Start(t)
+	c := agent.Client()
+	const nodes, perNode = 50, 20
+	const maxCostPerInstanceKB = 160 // the README states this bound
+	registerAll := func(output string) {
+		for n := range nodes {
+			node := fmt.Sprintf("node-%d", n)
+			for i := range perNode {
+				id := fmt.Sprintf("svc-%d", i)
+				consultest.RegisterExternal(t, c, node, fmt.Sprintf("10.0.1.%d", n),
+					&api.AgentService{ID: id, Service: fmt.Sprintf("service-%d", i), Port: 8000 + i},
+					&api.HealthCheck{CheckID: id + "-check", Name: "http", ServiceID: id, Status: api.HealthPassing, Output: output})
+			}
+		}
+	}
+	registerAll("ok")
+	addr := freeAddr(t)
+	cmd, out := startProcess(t, "--listen", addr, "--db", filepath.Join(t.TempDir(), "h.db"), "--consul-addr", agent.Addr(),
+		"--poll-interval", "1s", "--min-query-gap", "20ms")
+	waitServing(t, addr, out)
+	waitAll := func(truncated bool) {
+		consultest.WaitFor(t, 120*time.Second, "all outputs shown", func() error {
+			body, _, err := servicesPlain(addr)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for _, s := range body.Services {
+				if len(s.Checks) == 1 && s.Checks[0].OutputTruncated == truncated {
+					n++
+				}
+			}
+			if n != nodes*perNode {
+				return fmt.Errorf("%d of %d instances", n, nodes*perNode)
+			}
+			return nil
+		})
+	}
+	waitAll(false)
+	sizeBefore := 0
+	if _, raw, err := servicesPlain(addr); err == nil {
+		sizeBefore = len(raw)
+	}
+	_, hwmBefore := memory(t, cmd.Process.Pid)
+	registerAll(strings.Repeat("x", 64<<10))
+	waitAll(true)
+	// A few more reads of Consul, each carrying every output: flip one
+	// check and wait for the API to show it, three times.
+	for round := range 3 {
+		status := []string{api.HealthCritical, api.HealthPassing}[round%2]
+		consultest.RegisterExternal(t, c, "node-0", "10.0.1.0", &api.AgentService{ID: "svc-0", Service: "service-0", Port: 8000},
+			&api.HealthCheck{CheckID: "svc-0-check", Name: "http", ServiceID: "svc-0", Status: status, Output: strings.Repeat("x", 64<<10)})
+		consultest.WaitFor(t, 30*time.Second, "flip shown", func() error {
+			body, _, err := servicesPlain(addr)
+			if err != nil {
+				return err
+			}
+			for _, s := range body.Services {
+				if s.ID == "node-0/svc-0" && s.Checks[0].Status == status {
+					return nil
+				}
+			}
+			return errors.New("not yet")
+		})
+	}
+	_, raw, err := servicesPlain(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, hwmAfter := memory(t, cmd.Process.Pid)
+	perInstance := float64(hwmAfter-hwmBefore) / (nodes * perNode)
+	t.Logf("1,000 instances, outputs short / 64 KiB: VmHWM %d / %d kB (%.1f kB an instance), /api/services %d / %d B",
+		hwmBefore, hwmAfter, perInstance, sizeBefore, len(raw))
+	if perInstance > maxCostPerInstanceKB {
+		t.Errorf("maximal outputs cost %.1f kB an instance, more than the %d kB the README states", perInstance, maxCostPerInstanceKB)
+	}
+}

@@ -28,7 +28,13 @@ func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.Body == nil || resp.StatusCode/100 != 2 {
 		return resp, err
 	}
-	resp.Body = &stringCapper{body: resp.Body, max: t.cap, outputMax: t.outputCap}
+	outputMax := t.outputCap
+	if req.URL.Path == nodesEndpoint.path {
+		// The instance list carries every check again, outputs included,
+		// and uses none of them: they are cut to nothing.
+		outputMax = 1
+	}
+	resp.Body = &stringCapper{body: resp.Body, max: t.cap, outputMax: outputMax}
 	// The length changes with what is cut.
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
