@@ -99,12 +99,13 @@ func freeAddr(tb testing.TB) string {
 	return l.Addr().String()
 }
 
-// startMonitor runs the binary on dbPath against consulAddr and waits until
-// it serves.
-func startMonitor(tb testing.TB, consulAddr, dbPath string) *monitor {
+// startMonitor runs the binary on dbPath against consulAddr, with extra
+// arguments, and waits until it serves.
+func startMonitor(tb testing.TB, consulAddr, dbPath string, extra ...string) *monitor {
 	tb.Helper()
 	m := &monitor{tb: tb, addr: freeAddr(tb), db: dbPath, out: &bytes.Buffer{}}
 	m.cmd = exec.Command(binary(tb), "--listen", m.addr, "--db", dbPath, "--poll-interval", "5s", "--min-query-gap", "100ms", "--consul-addr", consulAddr)
+	m.cmd.Args = append(m.cmd.Args, extra...)
 	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
 	if err := m.cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -238,7 +239,8 @@ type browser struct {
 	dialogs  []string
 }
 
-func newBrowser(tb testing.TB, width, height int) *browser {
+// newBrowser starts a headless Chromium; extra adds command-line options.
+func newBrowser(tb testing.TB, width, height int, extra ...chromedp.ExecAllocatorOption) *browser {
 	tb.Helper()
 	// Not tb.TempDir: Chromium may still be writing to its profile when the
 	// testing package removes temporary directories, so this one is removed
@@ -260,6 +262,7 @@ func newBrowser(tb testing.TB, width, height int) *browser {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("no-first-run", true),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
 	tb.Cleanup(func() {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +91,36 @@ func walkStrings(v any, where string, f func(where, s string)) {
 	case []any:
 		for i, e := range v {
 			walkStrings(e, fmt.Sprintf("%s[%d]", where, i), f)
+		}
+	}
+}
+
+// The command wires --web.allowed-hosts into the server: the names given
+// and the defaults are served, any other gets 421.
+func TestAllowedHostsWired(t *testing.T) {
+	cfg, err := ParseConfig([]string{"--listen", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "h.db"),
+		"--consul-addr", "127.0.0.1:1", "--web.allowed-hosts", "monitor.example.com, 10.20.30.40:8080"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Main{Config: cfg, Log: slog.New(slog.DiscardHandler)}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	for host, want := range map[string]int{
+		"monitor.example.com": 200, "MONITOR.example.com.:443": 200, "10.20.30.40": 200, m.Addr: 200, "localhost": 200,
+		"evil.example": 421, "monitor.example.com.evil.example": 421, "10.20.30.41": 421,
+	} {
+		req, _ := http.NewRequest("GET", "http://"+m.Addr+"/healthz", nil)
+		req.Host = host
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
 		}
 	}
 }

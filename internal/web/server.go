@@ -85,8 +85,9 @@ func New(st Store, w Watcher, signingKey []byte, log *slog.Logger) *Server {
 	return s
 }
 
-// ServeHTTP answers every request, including the router's own 404 and 405
-// and any panic, with the same JSON error shape.
+// ServeHTTP answers every request, including a host not served, the
+// router's own 404, 405 and redirects, and any panic, with the same JSON
+// error shape.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -119,8 +120,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // slash ("/static"): its HTML answer is replaced by JSON too.
 var redirectHandler = reflect.TypeOf(http.RedirectHandler("/", http.StatusMovedPermanently))
 
-// routerErrorWriter turns the router's plain-text 404 and 405 into JSON,
-// keeping their status and the Allow header.
+// routerErrorWriter turns the router's plain-text 404 and 405 and its HTML
+// redirects into JSON, keeping their status and the Allow and Location
+// headers.
 type routerErrorWriter struct {
 	http.ResponseWriter
 	wroteHeader bool
