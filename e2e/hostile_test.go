@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/consul-monitor/consul-monitor/internal/consultest"
@@ -296,6 +297,47 @@ func TestHostilePage(t *testing.T) {
 		}
 		if got.Output >= hostile.LongOutputLen || !got.Truncated {
 			t.Errorf("long output shown as %d characters, marked truncated: %v", got.Output, got.Truncated)
+		}
+	})
+
+	t.Run("the page's own URL check refuses what the server refuses", func(t *testing.T) {
+		// The server gives no url for these (TestHostileAPI); the page
+		// must not link them even from a server that did.
+		urls := map[string]bool{
+			"https://web.example/":           true,
+			"http://[::1]:8080/x?y=1#z":      true,
+			"http://10.0.0.1:65535/":         true,
+			"https://example.com/a%20b@c":    true,
+			"http://x:0/":                    false,
+			"http://[fe80::1%eth0]/":         false,
+			"http://a\tb.example/":           false,
+			"http://exa\u2066mple.com/":      false,
+			"HTTPS://user@example.com/":      false,
+			"//example.com/":                 false,
+			"http:/example.com/":             false,
+			" javascript:alert('url')":       false,
+			"http://example.com\\@evil.com/": false,
+		}
+		for _, tc := range hostile.Cases() {
+			if tc.BadURL {
+				urls[tc.Service.Meta["url"]] = false
+			}
+		}
+		var list []string
+		for u := range urls {
+			list = append(list, u)
+		}
+		quoted, _ := json.Marshal(list)
+		var got map[string]bool
+		b.run(t, chromedp.Evaluate(`(async () => {
+			const src = performance.getEntriesByType('resource').map(e => e.name).find(n => n.includes('/js/table.js'));
+			const { safeURL } = await import(src);
+			return Object.fromEntries(`+string(quoted)+`.map(u => [u, safeURL(u) === u]));
+		})()`, &got, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+		for u, want := range urls {
+			if got[u] != want {
+				t.Errorf("safeURL(%q) links: %v, want %v", u, got[u], want)
+			}
 		}
 	})
 

@@ -41,8 +41,11 @@ const BIDI_OR_CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u2
 // if it did not.
 export function safeURL(url) {
   if (typeof url !== 'string' || !/^https?:\/\//i.test(url)) return null;
-  const authority = url.slice(url.indexOf('//') + 2).split(/[/?#\\]/)[0];
-  if (BIDI_OR_CONTROL.test(authority) || authority.includes('@') || authority.includes('%')) return null;
+  // A browser reads a backslash as a slash, a server as part of the host:
+  // the authority is taken up to the first slash, '?' or '#' alone, so
+  // that "http://a.example\@b.example/" is refused for its '@'.
+  const authority = url.slice(url.indexOf('//') + 2).split(/[/?#]/)[0];
+  if (BIDI_OR_CONTROL.test(authority) || /[@%\\]/.test(authority)) return null;
   let u;
   try {
     u = new URL(url); // throws on a port above 65535 and on a bad host
