@@ -4,8 +4,12 @@
 package consul
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -15,19 +19,71 @@ import (
 
 // Client reads Consul's state.
 type Client struct {
-	api *api.Client
+	api       *api.Client
+	outputMax int
+}
+
+// DefaultCheckOutputMax is the check output kept, in bytes: what Consul's
+// own agent keeps of a script check's output.
+const DefaultCheckOutputMax = 4096
+
+// MinCheckOutputMax and MaxCheckOutputMax bound WithCheckOutputMax.
+const (
+	MinCheckOutputMax = 256
+	MaxCheckOutputMax = 1 << 20
+)
+
+// An Option changes how a Client reads.
+type Option func(*Client)
+
+// WithCheckOutputMax keeps at most n bytes of each check's output (on a
+// UTF-8 boundary) and marks a longer one truncated. Zero keeps the default.
+func WithCheckOutputMax(n int) Option {
+	return func(c *Client) {
+		if n > 0 {
+			c.outputMax = n
+		}
+	}
 }
 
 // New returns a client for the agent cfg describes. Build cfg with
 // api.DefaultConfig so that CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN and the TLS
 // variables apply as they do for every Consul tool.
-func New(cfg *api.Config) (*Client, error) {
-	c, err := api.NewClient(cfg)
+//
+// Every string in Consul's answers is cut while it is read to
+// StringCap(check output max) bytes, so a registration of any size costs
+// the monitor a bounded amount of memory.
+func New(cfg *api.Config, opts ...Option) (*Client, error) {
+	c := &Client{outputMax: DefaultCheckOutputMax}
+	for _, o := range opts {
+		o(c)
+	}
+	a, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
-	return &Client{api: c}, nil
+	// NewClient has built the HTTP client from cfg (TLS, unix sockets); the
+	// api.Client shares it, so wrapping its transport here takes effect.
+	hc := cfg.HttpClient
+	next := hc.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	hc.Transport = boundedTransport{next: next, cap: StringCap, outputCap: outputCap(c.outputMax)}
+	c.api = a
+	return c, nil
 }
+
+// StringCap is the longest raw JSON string (escapes counted as written)
+// kept from Consul's answers: names, tags and meta longer than that are
+// not something to show, and no answer can make the monitor hold more.
+const StringCap = 64 << 10
+
+// outputCap is the longest raw check output kept while reading: room for
+// outputMax bytes even when each is escaped in two (\n, \"); a cut one
+// also carries the cut marker. Anything longer is cut and marked in the stream itself, so a
+// check's output costs at most this much memory however large it is.
+func outputCap(outputMax int) int { return 2*outputMax + 64 }
 
 // Blocking turns a read into a Consul blocking query: it returns once the
 // data's index passes Index, or after Wait with the data unchanged. The zero
@@ -69,8 +125,24 @@ type healthCheck struct {
 	CheckID   string
 	Name      string
 	Status    string
-	Output    string
+	Output    output
 	ServiceID string
+}
+
+// output is a check output as the bounded transport passed it on: cut when
+// it ends with the transport's marker.
+type output struct {
+	text string
+	cut  bool
+}
+
+func (o *output) UnmarshalJSON(raw []byte) error {
+	o.cut = false
+	if trimmed, ok := bytes.CutSuffix(raw, []byte(cutMarker+`"`)); ok {
+		raw = append(trimmed, '"')
+		o.cut = true
+	}
+	return json.Unmarshal(raw, &o.text)
 }
 
 // Checks reads every check in the datacenter, in one request, and returns
@@ -78,18 +150,23 @@ type healthCheck struct {
 func (c *Client) Checks(ctx context.Context, b Blocking) ([]health.Check, uint64, error) {
 	var raw []healthCheck
 	meta, err := c.api.Raw().Query(healthEndpoint.path, &raw, b.options(ctx))
+	if err == nil {
+		err = leaderless(meta)
+	}
 	if err != nil {
 		return nil, 0, describe(healthEndpoint, err)
 	}
 	checks := make([]health.Check, 0, len(raw))
 	for _, hc := range raw {
+		output, truncated := health.TruncateOutput(hc.Output.text, c.outputMax)
 		checks = append(checks, health.Check{
-			Node:      hc.Node,
-			CheckID:   hc.CheckID,
-			Name:      hc.Name,
-			ServiceID: hc.ServiceID,
-			Status:    health.ParseCheckStatus(hc.Status),
-			Output:    hc.Output,
+			Node:            hc.Node,
+			CheckID:         hc.CheckID,
+			Name:            hc.Name,
+			ServiceID:       hc.ServiceID,
+			Status:          health.ParseCheckStatus(hc.Status),
+			Output:          output,
+			OutputTruncated: truncated || hc.Output.cut,
 		})
 	}
 	return checks, meta.LastIndex, nil
@@ -100,6 +177,9 @@ func (c *Client) Checks(ctx context.Context, b Blocking) ([]health.Check, uint64
 // little; the instances are read again only when it moves.
 func (c *Client) CatalogIndex(ctx context.Context, b Blocking) (uint64, error) {
 	_, meta, err := c.api.Catalog().Services(b.options(ctx))
+	if err == nil {
+		err = leaderless(meta)
+	}
 	if err != nil {
 		return 0, describe(catalogEndpoint, err)
 	}
@@ -126,7 +206,11 @@ func (c *Client) Instances(ctx context.Context) ([]health.Instance, error) {
 	// list instances; this endpoint, which Consul's own UI is built on, gives
 	// them all at once and honours ACLs the same way.
 	var nodes []nodeDump
-	if _, err := c.api.Raw().Query(nodesEndpoint.path, &nodes, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+	meta, err := c.api.Raw().Query(nodesEndpoint.path, &nodes, (&api.QueryOptions{}).WithContext(ctx))
+	if err == nil {
+		err = leaderless(meta)
+	}
+	if err != nil {
 		return nil, describe(nodesEndpoint, err)
 	}
 	var instances []health.Instance
@@ -148,4 +232,20 @@ func (c *Client) Instances(ctx context.Context) ([]health.Instance, error) {
 		}
 	}
 	return instances, nil
+}
+
+// ErrNoLeader is an answer from a Consul server that knows no leader of its
+// cluster (a partition, a majority of servers down). A stale read is still
+// served, from a state that stopped changing when the leader was lost, so it
+// says nothing about now: checks that failed since would show as passing.
+var ErrNoLeader = errors.New("the Consul server that answered has no cluster leader, so its answer may be stale")
+
+// leaderless tells whether an answer came from a server without a leader.
+// Consul sets X-Consul-LastContact on a stale read from a follower; an answer
+// without the headers at all (a proxy that drops them) is not refused.
+func leaderless(meta *api.QueryMeta) error {
+	if meta == nil || meta.KnownLeader || meta.LastContact <= 0 {
+		return nil
+	}
+	return fmt.Errorf("%w (last contact with a leader %v ago)", ErrNoLeader, meta.LastContact.Round(time.Millisecond))
 }

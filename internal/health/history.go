@@ -3,6 +3,7 @@ package health
 import (
 	"cmp"
 	"math"
+	"math/bits"
 	"slices"
 	"sort"
 	"time"
@@ -482,8 +483,12 @@ func percentages(shown [shownBuckets]time.Duration) [shownBuckets]float64 {
 	var tenths, remainders [shownBuckets]int64
 	var total int64
 	for i, d := range shown {
-		tenths[i] = int64(d) * 1000 / whole
-		remainders[i] = int64(d) * 1000 % whole
+		// A service's instance-time over thousands of instances passes
+		// 2^63 once multiplied by 1000: the product is taken in 128 bits.
+		// Each time is at most the whole, so the quotient fits.
+		hi, lo := bits.Mul64(uint64(max(d, 0)), 1000)
+		q, r := bits.Div64(hi, lo, uint64(whole))
+		tenths[i], remainders[i] = int64(q), int64(r)
 		total += tenths[i]
 	}
 	// The tenths still missing go to the largest remainders; of equal

@@ -24,11 +24,17 @@ type LockedError struct {
 	// PID is 0 when the holder had not written them yet.
 	PID  int
 	Host string
+	// Elsewhere is set when the holder opened the same file under another
+	// name (a hard link), whose lock file this one cannot read.
+	Elsewhere bool
 }
 
 func (e *LockedError) Error() string {
 	holder := "another process (its pid and host are not written yet)"
-	if e.PID != 0 {
+	switch {
+	case e.Elsewhere:
+		holder = "another process that opened it under another name (a hard link)"
+	case e.PID != 0:
 		holder = fmt.Sprintf("process %d on host %s", e.PID, e.Host)
 	}
 	return fmt.Sprintf("database %s is in use by %s; only one consul-monitor may write to a database (lock file %s)", e.Path, holder, LockPath(e.Path))
@@ -42,7 +48,10 @@ func LockPath(dbPath string) string { return dbPath + ".lock" }
 // takes it and writes its own pid. The file is never removed, since removing
 // it would let a third process lock a new file while the second still holds
 // the old one.
-type dbLock struct{ f *os.File }
+//
+// The database file itself is locked too: a hard link reaches the same file
+// under a name with a lock file of its own.
+type dbLock struct{ f, db *os.File }
 
 // lock takes the lock beside dbPath without waiting, and writes the pid
 // and host into it for whoever finds it taken.
@@ -61,12 +70,27 @@ func lock(dbPath string) (*dbLock, error) {
 		}
 		return nil, pathError(dbPath, "its lock file "+path+" cannot be locked", err)
 	}
+	// flock and SQLite's own fcntl locks do not interact on Linux.
+	db, err := os.OpenFile(dbPath, os.O_RDONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		f.Close()
+		return nil, pathError(dbPath, "it cannot be opened", err)
+	}
+	if err := syscall.Flock(int(db.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		db.Close()
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, &LockedError{Path: dbPath, Elsewhere: true}
+		}
+		return nil, pathError(dbPath, "it cannot be locked", err)
+	}
 	host, _ := os.Hostname()
 	if err := writeHolder(f, os.Getpid(), host); err != nil {
+		db.Close()
 		f.Close()
 		return nil, pathError(dbPath, "its lock file "+path+" cannot be written", err)
 	}
-	return &dbLock{f: f}, nil
+	return &dbLock{f: f, db: db}, nil
 }
 
 func writeHolder(f *os.File, pid int, host string) error {
@@ -97,7 +121,7 @@ func (l *dbLock) release() error {
 	if l == nil {
 		return nil
 	}
-	return l.f.Close()
+	return errors.Join(l.db.Close(), l.f.Close())
 }
 
 // PathError is returned by Open for a database path that cannot be used,

@@ -209,3 +209,60 @@ func mountOrUnavailable(t *testing.T, args ...string) {
 		t.Skip(why)
 	}
 }
+
+// A database reached through a symlink (a /data link to a volume, a
+// `current` directory link) is the same file, and one writer already holds
+// it: a second must not start beside the link with a lock of its own.
+func TestLockThroughASymlink(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "h.db")
+	st, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	other := filepath.Join(t.TempDir(), "link.db")
+	if err := os.Symlink(path, other); err != nil {
+		t.Fatal(err)
+	}
+	linkedDir := filepath.Join(t.TempDir(), "data")
+	if err := os.Symlink(dir, linkedDir); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{other, filepath.Join(linkedDir, "h.db")} {
+		second, err := Open(context.Background(), p)
+		if err == nil {
+			second.Close()
+			t.Errorf("a second writer opened %s, a link to %s held by this one", p, path)
+			continue
+		}
+		if !errors.As(err, new(*LockedError)) {
+			t.Errorf("open %s: %v, want a LockedError", p, err)
+		}
+	}
+}
+
+// A hard link is the same database under another name, and SQLite keeps
+// its WAL beside the name: a second writer there would commit into a WAL
+// the first never reads, and the two histories diverge. It must be refused.
+func TestLockThroughAHardLink(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "h.db")
+	st, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	other := filepath.Join(dir, "other.db")
+	if err := os.Link(path, other); err != nil {
+		t.Fatal(err)
+	}
+	second, err := Open(context.Background(), other)
+	if err == nil {
+		second.Close()
+		t.Fatalf("a second writer opened %s, a hard link to %s held by this one", other, path)
+	}
+	if !errors.As(err, new(*LockedError)) {
+		t.Fatalf("open %s: %v, want a LockedError", other, err)
+	}
+}

@@ -98,6 +98,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs // errors name the file wherever the process was started
 	}
+	// The lock sits beside the real file, not beside a link to it, so that
+	// two paths to one database meet at one lock.
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}

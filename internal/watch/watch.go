@@ -129,7 +129,7 @@ func New(source Source, recorder Recorder, cfg Config, log *slog.Logger) *Watche
 		cfg.MaxWait = DefaultMaxWait
 	}
 	now := time.Now()
-	return &Watcher{
+	w := &Watcher{
 		source:   source,
 		recorder: recorder,
 		cfg:      cfg,
@@ -142,6 +142,23 @@ func New(source Source, recorder Recorder, cfg Config, log *slog.Logger) *Watche
 		},
 		catalogTried: make(chan struct{}),
 	}
+	// Until the catalog is read, Consul's live checks are paired with the
+	// instances the database last knew, so that live statuses can be shown
+	// even when the instance list cannot be read at all.
+	if known, ok := recorder.(interface{ Published() store.Published }); ok {
+		for _, inst := range known.Published().Instances {
+			w.liveInstances = append(w.liveInstances, inst.Instance)
+		}
+	}
+	return w
+}
+
+// ShowLive reports whether the API should show Live rather than what was
+// recorded: while writes fail, and while Consul answers but the instance
+// list has not been read since start (nothing can be recorded then, and the
+// recorded statuses are from before the start).
+func (s Status) ShowLive() bool {
+	return !s.Recording.OK || (s.Consul.OK && s.Catalog.LastOK.IsZero())
 }
 
 // Live returns Consul's state as the watcher last received it, whether or
@@ -152,10 +169,8 @@ func (w *Watcher) Live() store.Published {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.liveEvaluated == nil || w.liveEvaluated.Version != w.liveVersion {
-		w.liveEvaluated = &store.Published{
-			Instances: health.Evaluate(health.Snapshot{Instances: w.liveInstances, Checks: w.liveChecks}),
-			Version:   w.liveVersion,
-		}
+		ev := health.Evaluate(health.Snapshot{Instances: w.liveInstances, Checks: w.liveChecks})
+		w.liveEvaluated = &store.Published{Instances: ev.Instances, NodeChecks: ev.NodeChecks, Version: w.liveVersion}
 	}
 	return *w.liveEvaluated
 }
@@ -206,8 +221,9 @@ type update struct {
 // first read before its own first query.
 const firstCatalogWait = 2 * time.Second
 
-// slowHandoff is how long the recorder may take to accept a health answer
-// before the next answer, if it brings a change, no longer vouches for the
+// slowHandoff is how long after a health answer the next query may be sent
+// (the recorder slow to take the answer, the rate limiter holding the query)
+// before that query's answer, if it brings a change, no longer vouches for the
 // time in between.
 const slowHandoff = time.Second
 
@@ -327,11 +343,13 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 		return
 	}
 	var index uint64
-	// previous is when the last answer returned, handedOff when the
-	// recorder took it: the query after it is sent no earlier.
-	var previous, handedOff time.Time
+	// previous is when the last answer returned. The next query is sent
+	// once the recorder has taken that answer and the rate limiter lets
+	// it through, and either may take a while.
+	var previous time.Time
 	for limit.wait(ctx) == nil {
 		query, fullRead := full.query(time.Now(), index, w.cfg.MaxWait)
+		sentAt := w.Now()
 		queryCtx, cancel := context.WithTimeout(ctx, w.queryTimeout())
 		sent := time.Now()
 		checks, next, err := w.source.Checks(queryCtx, query)
@@ -354,14 +372,15 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 		u := update{at: w.Now(), certified: true}
 		// An unchanged index vouches for all the time since the previous
 		// answer. A change found by a query sent long after it, because
-		// the recorder was slow to take that answer, may have happened at
-		// any moment in between, and other changes with it: that time is
-		// not certified. So is a change in an answer that came back well
-		// after Consul would have sent it (a partition that healed before
-		// the query timed out): Consul answers a change at once, so the
-		// change may lie anywhere in the time the answer was held.
+		// the recorder was slow to take that answer or the rate limiter
+		// held the query back, may have happened at any moment in
+		// between, and other changes with it: that time is not certified.
+		// So is a change in an answer that came back well after Consul
+		// would have sent it (a partition that healed before the query
+		// timed out): Consul answers a change at once, so the change may
+		// lie anywhere in the time the answer was held.
 		late := time.Since(sent) > query.Wait+query.Wait/16+slowHandoff
-		u.resumes = next != index && !previous.IsZero() && (handedOff.Sub(previous) > slowHandoff || late)
+		u.resumes = next != index && !previous.IsZero() && (sentAt.Sub(previous) > slowHandoff || late)
 		if fullRead || next != index {
 			u.checks = checks
 			if u.checks == nil {
@@ -379,7 +398,7 @@ func (w *Watcher) watchHealth(ctx context.Context, updates chan<- update) {
 		if !send(ctx, updates, u) {
 			return
 		}
-		previous, handedOff = u.at, w.Now()
+		previous = u.at
 	}
 }
 
@@ -464,24 +483,27 @@ type limiter struct {
 	gap    time.Duration
 	tokens float64
 	last   time.Time
+	// now and sleep are the clock; tests replace them.
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
 }
 
 func newLimiter(burst int, gap time.Duration) *limiter {
-	return &limiter{burst: float64(burst), gap: gap, tokens: float64(burst), last: time.Now()}
+	return &limiter{burst: float64(burst), gap: gap, tokens: float64(burst), last: time.Now(), now: time.Now, sleep: sleep}
 }
 
 func (l *limiter) wait(ctx context.Context) error {
 	if l.gap <= 0 {
 		return ctx.Err()
 	}
-	now := time.Now()
+	now := l.now()
 	l.tokens = min(l.burst, l.tokens+float64(now.Sub(l.last))/float64(l.gap))
 	l.last = now
 	if l.tokens < 1 {
-		if err := sleep(ctx, time.Duration((1-l.tokens)*float64(l.gap))); err != nil {
+		if err := l.sleep(ctx, time.Duration((1-l.tokens)*float64(l.gap))); err != nil {
 			return err
 		}
-		l.tokens, l.last = 1, time.Now()
+		l.tokens, l.last = 1, l.now()
 	}
 	l.tokens--
 	return ctx.Err()

@@ -17,7 +17,9 @@ import { STATUS_ORDER, ICONS, buildGroups, members, visibleGroups, countStatuses
 
 // The data behind the table, outside Alpine's reactive state: proxies
 // around thousands of instances would cost more than the table itself.
-const data = { services: [], groups: [], expanded: {} };
+// expanded is a Map, not an object: a service named "__proto__" or
+// "constructor" would otherwise open expanded and never close.
+const data = { services: [], groups: [], expanded: new Map() };
 
 const OK = { ok: true, error: null, since: null, lastOk: null };
 
@@ -53,7 +55,8 @@ function dashboard() {
       table().addEventListener('click', function (e) {
         const button = e.target.closest('.expander');
         if (button) {
-          data.expanded[button.dataset.name] = !data.expanded[button.dataset.name];
+          const name = button.dataset.name;
+          data.expanded.set(name, data.expanded.get(name) !== true);
           self.render();
         }
       });
@@ -89,8 +92,11 @@ function dashboard() {
         this.loading = false;
         this.loaded = true;
         this.refreshes++;
-        document.documentElement.dataset.refreshes = String(this.refreshes);
+        const done = this.refreshes;
+        // Published once Alpine has drawn this answer, so that a test that
+        // waits for the count sees the page as the answer left it.
         this.$nextTick(function () {
+          document.documentElement.dataset.refreshes = String(done);
           syncCharts();
           document.documentElement.dataset.ready = 'true';
           // For the render benchmark: the first time the page has drawn
@@ -185,7 +191,7 @@ function dashboard() {
     },
     intervalLabel: intervalLabel,
     granularityLabel: granularityLabel,
-    icon(status) { return ICONS[status] || '?'; },
+    icon(status) { return ICONS[status] || '?'; }, // ICONS has no prototype
   };
 }
 
