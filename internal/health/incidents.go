@@ -109,7 +109,12 @@ func InstanceIncident(rec Recording, from, until time.Time) Incident {
 	rec = normalise(rec)
 	tl := statusTimeline(rec.Checks, from, until)
 	inc := Incident{Status: tl[len(tl)-1].Status}
-	if last := tl[len(tl)-1]; last.At.After(from) {
+	last := tl[len(tl)-1]
+	if reg := rec.Registered; len(tl) == 1 && last.Status == Unknown && len(reg) > 0 && reg[len(reg)-1].Start.After(from) {
+		// Never checked: unknown since it was registered.
+		last.At = reg[len(reg)-1].Start
+	}
+	if last.At.After(from) {
 		inc.Since = last.At
 	} else {
 		inc.SinceReason = ReasonBeforeHistory

@@ -92,6 +92,13 @@ func TestInstanceIncidentCases(t *testing.T) {
 			uptime24h: Uptime{From: h(24), NoData: hd(24)},
 		},
 		{
+			name:      "never checked: unknown since registered",
+			rec:       Recording{Observed: []Period{{h(0), h(48)}}, Registered: []Period{{h(-9), h(2)}, {h(30), h(48)}}},
+			status:    Unknown,
+			since:     h(30),
+			uptime24h: Uptime{From: h(24), NoData: hd(18)},
+		},
+		{
 			name: "check gone: unknown is no data",
 			rec: Recording{Observed: []Period{{h(0), h(48)}}, Registered: []Period{{h(0), h(48)}},
 				Checks: [][]Step{{{h(-1), Passing}, {h(36), ""}}}},
