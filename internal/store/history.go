@@ -269,9 +269,9 @@ func queryCheckSteps(ctx context.Context, tx *sql.Tx, from time.Time, filter str
 		return nil, fmt.Errorf("store: checks: %w", err)
 	}
 	fromMs := from.UnixMilli()
+	var status sql.RawBytes // reused from row to row
 	add := func(rows *sql.Rows) error {
 		var id, at int64
-		var status string
 		if err := rows.Scan(&id, &at, &status); err != nil {
 			return err
 		}
@@ -279,7 +279,7 @@ func queryCheckSteps(ctx context.Context, tx *sql.Tx, from time.Time, filter str
 		if !ok {
 			return nil // a check that appeared after the checks were read
 		}
-		st := health.Status(status)
+		st := stepStatus(status)
 		if st != "" && maintenance[id] {
 			// Consul stores maintenance as a critical check; incidents
 			// tell it apart, and history counts it as critical anyway.
@@ -302,6 +302,17 @@ func queryCheckSteps(ctx context.Context, tx *sql.Tx, from time.Time, filter str
 		return nil, fmt.Errorf("store: check spans: %w", err)
 	}
 	return slices.DeleteFunc(out, func(c checkTimeline) bool { return len(c.steps) == 0 }), nil
+}
+
+// stepStatus is a stored status without allocating for the usual ones:
+// there is one per span read.
+func stepStatus(b []byte) health.Status {
+	for _, s := range []health.Status{health.Passing, health.Critical, health.Warning, ""} {
+		if string(b) == string(s) {
+			return s
+		}
+	}
+	return health.Status(b)
 }
 
 // queryRows calls fn for each row the query returns.
