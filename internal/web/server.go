@@ -33,6 +33,7 @@ type Store interface {
 	HistoryEnd(now time.Time) time.Time
 	Recording(ctx context.Context, id string, from, until time.Time) (health.Recording, error)
 	Recordings(ctx context.Context, from, until time.Time) (map[string]store.InstanceRecording, error)
+	Events(ctx context.Context, f store.EventFilter) (store.EventPage, error)
 	// ProbeWrite proves that the database takes writes now.
 	ProbeWrite(ctx context.Context) error
 }
@@ -79,6 +80,7 @@ func New(st Store, w Watcher, signingKey []byte, log *slog.Logger) *Server {
 	s.mux.Handle("GET /api/services", s.jsonAPI(s.listServices))
 	s.mux.Handle("GET /api/services/{id}/history", s.jsonAPI(s.serviceHistory))
 	s.mux.Handle("GET /api/history", s.jsonAPI(s.allHistory))
+	s.mux.Handle("GET /api/events", s.jsonAPI(s.listEvents))
 	s.mux.Handle("GET /api/config", s.jsonAPI(s.getConfig))
 	s.mux.Handle("POST /api/config", s.jsonAPI(s.postConfig))
 	s.mux.Handle("GET /healthz", s.jsonAPI(s.healthz))
