@@ -50,7 +50,8 @@ func registerSample(t testing.TB, c *api.Client) {
 	consultest.RegisterExternal(t, c, "node-4", "10.0.0.4",
 		&api.AgentService{ID: "db-1", Service: "db", Address: "10.0.0.40", Port: 5432, Meta: map[string]string{"url": "https://db-admin.example/"}},
 		&api.HealthCheck{Node: "node-4", CheckID: "db-1-tcp", Name: "tcp", ServiceID: "db-1", Status: api.HealthPassing},
-		&api.HealthCheck{Node: "node-4", CheckID: "node-health", Name: "node health", Status: api.HealthPassing})
+		// A node check with an output over --check-output-max (4096 B).
+		&api.HealthCheck{Node: "node-4", CheckID: "node-health", Name: "node health", Status: api.HealthPassing, Output: strings.Repeat("disk ok ", 700)})
 	consultest.RegisterExternal(t, c, "node-5", "10.0.0.5",
 		&api.AgentService{ID: "cache-1", Service: "cache", Port: 6379},
 		&api.HealthCheck{Node: "node-5", CheckID: "_service_maintenance:cache-1", Name: "Service Maintenance Mode", ServiceID: "cache-1", Status: api.HealthCritical, Output: "Planned upgrade"})
@@ -185,6 +186,29 @@ func TestDashboard(t *testing.T) {
 		if dbURL != "https://db-admin.example/" {
 			t.Errorf("db link %q", dbURL)
 		}
+	})
+
+	t.Run("an instance shows its node's checks, sent once per node, and a cut output says so", func(t *testing.T) {
+		api := m.services(t)
+		if nc := api.Nodes["node-4"].Checks; len(nc) != 1 || nc[0].ID != "node-health" || !nc[0].NodeCheck || !nc[0].OutputTruncated || len(nc[0].Output) != 4096 {
+			t.Errorf("nodes[node-4]: %+v", api.Nodes["node-4"])
+		}
+		b.run(t, chromedp.Click(`tbody[data-service="db"] .expander`, chromedp.ByQuery))
+		b.waitJS(t, "db instance", `document.querySelectorAll('tbody[data-service="db"] tr.instance-row').length === 1`)
+		var shown struct {
+			Summary string
+			Checks  []string
+		}
+		b.eval(t, `(() => {
+			const row = document.querySelector('tr.instance-row[data-instance="node-4/db-1"]');
+			return { summary: row.querySelector('summary').textContent,
+				checks: [...row.querySelectorAll('.checks li')].map(li => li.textContent.replace(/disk ok .*disk ok/s, 'OUTPUT')) };
+		})()`, &shown)
+		if shown.Summary != "2 checks" || len(shown.Checks) != 2 || !strings.Contains(shown.Checks[0], "tcp") ||
+			!strings.Contains(shown.Checks[1], "node health (node check)") || !strings.Contains(shown.Checks[1], "(output truncated)") {
+			t.Errorf("node-4/db-1 shows %+v", shown)
+		}
+		b.run(t, chromedp.Click(`tbody[data-service="db"] .expander`, chromedp.ByQuery))
 	})
 
 	t.Run("expanding a service shows its instances with node, URL and check output", func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -151,15 +152,24 @@ type apiServices struct {
 	Catalog         apiPart `json:"catalog"`
 	Recording       apiPart `json:"recording"`
 	Services        []struct {
-		ID            string `json:"id"`
-		Name          string `json:"name"`
-		CurrentStatus string `json:"current_status"`
-		Checks        []struct {
-			ID     string `json:"id"`
-			Status string `json:"status"`
-			Output string `json:"output"`
-		} `json:"checks"`
+		ID            string     `json:"id"`
+		Name          string     `json:"name"`
+		Node          string     `json:"node"`
+		CurrentStatus string     `json:"current_status"`
+		Checks        []apiCheck `json:"checks"`
 	} `json:"services"`
+	// Nodes holds each node's checks once; an instance's checks are its own.
+	Nodes map[string]struct {
+		Checks []apiCheck `json:"checks"`
+	} `json:"nodes"`
+}
+
+type apiCheck struct {
+	ID              string `json:"id"`
+	Status          string `json:"status"`
+	Output          string `json:"output"`
+	OutputTruncated bool   `json:"output_truncated"`
+	NodeCheck       bool   `json:"node_check"`
 }
 
 // status is an instance's current status, or "" if it is not listed.
@@ -172,13 +182,14 @@ func (s apiServices) status(instance string) string {
 	return ""
 }
 
-// checkOutput is the output of an instance's check, or "" if there is none.
+// checkOutput is the output of an instance's check, its own or its
+// node's, or "" if there is none.
 func (s apiServices) checkOutput(instance, check string) string {
 	for _, svc := range s.Services {
 		if svc.ID != instance {
 			continue
 		}
-		for _, c := range svc.Checks {
+		for _, c := range slices.Concat(svc.Checks, s.Nodes[svc.Node].Checks) {
 			if c.ID == check {
 				return c.Output
 			}

@@ -8,6 +8,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -77,10 +79,16 @@ type result struct {
 	ServicesP99Ms float64 `json:"e_api_services_p99_ms"`
 	ServicesReqs  int     `json:"e_api_services_requests"`
 	ServicesBytes int     `json:"e_api_services_response_bytes"`
-	HistoryP50Ms  float64 `json:"e_api_history_5m_p50_ms"`
-	HistoryP99Ms  float64 `json:"e_api_history_5m_p99_ms"`
-	HistoryReqs   int     `json:"e_api_history_requests"`
-	HistoryBytes  int     `json:"e_api_history_response_bytes"`
+	// The answer's size with node checks once per node, and as it was with
+	// them copied into every instance.
+	ServicesPlainBytes int     `json:"e_api_services_plain_bytes"`
+	ServicesGzipBytes  int     `json:"e_api_services_gzip_bytes"`
+	CopiedPlainBytes   int     `json:"e_api_services_node_checks_copied_plain_bytes"`
+	CopiedGzipBytes    int     `json:"e_api_services_node_checks_copied_gzip_bytes"`
+	HistoryP50Ms       float64 `json:"e_api_history_5m_p50_ms"`
+	HistoryP99Ms       float64 `json:"e_api_history_5m_p99_ms"`
+	HistoryReqs        int     `json:"e_api_history_requests"`
+	HistoryBytes       int     `json:"e_api_history_response_bytes"`
 
 	PeakRSSMB float64 `json:"f_peak_rss_mb"`
 
@@ -189,6 +197,9 @@ func run(ctx context.Context, o options, log *slog.Logger) (result, error) {
 
 	step("(e) /api/services under %d clients, /api/history one at a time", o.clients)
 	if err := measureAPI(ctx, o, mon, &res); err != nil {
+		return res, err
+	}
+	if err := measureServicesShape(ctx, mon, &res); err != nil {
 		return res, err
 	}
 	step("(g) change-to-API latency over %d flips", o.flips)
@@ -402,12 +413,17 @@ func (m *monitorProcess) stop() {
 
 type servicesBody struct {
 	Services []struct {
-		ID     string `json:"id"`
-		Checks []struct {
-			ID     string `json:"id"`
-			Status string `json:"status"`
-		} `json:"checks"`
+		ID     string       `json:"id"`
+		Checks []checkState `json:"checks"`
 	} `json:"services"`
+	Nodes map[string]struct {
+		Checks []checkState `json:"checks"`
+	} `json:"nodes"`
+}
+
+type checkState struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
 }
 
 func (m *monitorProcess) services(ctx context.Context) (servicesBody, error) {
@@ -539,7 +555,13 @@ func measureChanges(ctx context.Context, o options, gen *loadgen.Generator, m *m
 // storedStatus is the status the store holds for c now, or "" if it holds
 // no such check.
 func storedStatus(st *store.Store, c loadgen.Check) health.Status {
-	for _, inst := range st.Current() {
+	current := st.Published()
+	for _, ch := range current.NodeChecks[c.Node] {
+		if ch.CheckID == c.CheckID {
+			return ch.Status
+		}
+	}
+	for _, inst := range current.Instances {
 		if inst.Node != c.Node {
 			continue
 		}
@@ -553,6 +575,11 @@ func storedStatus(st *store.Store, c loadgen.Check) health.Status {
 }
 
 func hasCheckStatus(body servicesBody, c loadgen.Check) bool {
+	for _, ch := range body.Nodes[c.Node].Checks {
+		if ch.ID == c.CheckID {
+			return ch.Status == c.Status
+		}
+	}
 	prefix := health.InstanceID(c.Node, "x")
 	prefix = prefix[:len(prefix)-1]
 	for _, s := range body.Services {
@@ -566,6 +593,58 @@ func hasCheckStatus(body servicesBody, c loadgen.Check) bool {
 		}
 	}
 	return false
+}
+
+// measureServicesShape gives /api/services' size, plain and gzipped, as it
+// is (each node's checks once, under nodes) and as it was before node
+// checks moved there: copied into every instance on the node, with no
+// nodes map and no output_truncated.
+func measureServicesShape(ctx context.Context, m *monitorProcess, res *result) error {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+m.addr+"/api/services", nil)
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	plain, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	var body map[string]any
+	if err := json.Unmarshal(plain, &body); err != nil {
+		return err
+	}
+	nodes, _ := body["nodes"].(map[string]any)
+	delete(body, "nodes")
+	services, _ := body["services"].([]any)
+	for _, s := range services {
+		svc := s.(map[string]any)
+		checks, _ := svc["checks"].([]any)
+		if n, ok := nodes[svc["node"].(string)].(map[string]any); ok {
+			nodeChecks, _ := n["checks"].([]any)
+			checks = append(checks, nodeChecks...)
+		}
+		for _, c := range checks {
+			delete(c.(map[string]any), "output_truncated")
+		}
+		svc["checks"] = checks
+	}
+	copied, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	res.ServicesPlainBytes, res.ServicesGzipBytes = len(plain)+1, gzipLen(plain)
+	res.CopiedPlainBytes, res.CopiedGzipBytes = len(copied)+1, gzipLen(copied)
+	return nil
+}
+
+func gzipLen(b []byte) int {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	_, _ = zw.Write(b)
+	_ = zw.Close()
+	return buf.Len()
 }
 
 // peakRSS reads the process's high-water resident set size.
@@ -619,4 +698,6 @@ func printTable(w io.Writer, r result) {
 	row("g", fmt.Sprintf("change to API, %d flips", r.ChangeFlips), fmt.Sprintf("median %.0f ms, max %.0f ms", r.ChangeMedianMs, r.ChangeMaxMs), "max <= 2000 ms "+check(r.ChangeMaxMs <= 2000))
 	row("ret", "retention: a day deleted in batches", fmt.Sprintf("%d rows, %d batches, longest %.1f ms", r.PruneRows, r.PruneBatches, r.PruneLongestBatchMs), "<= 100 ms a batch "+check(r.PruneLongestBatchMs <= 100))
 	fmt.Fprintf(w, "\nresponse sizes: /api/services %d B, /api/history %d B (as sent, gzip if the server compresses)\n", r.ServicesBytes, r.HistoryBytes)
+	fmt.Fprintf(w, "/api/services at %d instances: %d B plain, %d B gzip with each node's checks once (nodes map); %d B plain, %d B gzip with them copied into every instance, as before\n",
+		r.Instances, r.ServicesPlainBytes, r.ServicesGzipBytes, r.CopiedPlainBytes, r.CopiedGzipBytes)
 }

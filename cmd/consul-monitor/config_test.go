@@ -25,7 +25,7 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Listen: "127.0.0.1:8080", DB: "consul-monitor.db", PollInterval: time.Minute, MinQueryGap: time.Second, Retention: 720 * time.Hour, LogFormat: "text"}
+	want := Config{Listen: "127.0.0.1:8080", DB: "consul-monitor.db", PollInterval: time.Minute, MinQueryGap: time.Second, Retention: 720 * time.Hour, LogFormat: "text", CheckOutputMax: 4096}
 	if cfg != want {
 		t.Errorf("defaults %+v", cfg)
 	}
@@ -55,6 +55,14 @@ func TestParseConfig(t *testing.T) {
 	if err != nil || cfg.Retention != 48*time.Hour || cfg.PollInterval != 2*time.Second {
 		t.Errorf("flags over invalid variables: %+v %v", cfg, err)
 	}
+	cfg, err = ParseConfig(nil, env("CONSUL_MONITOR_CHECK_OUTPUT_MAX", "1048576"), io.Discard)
+	if err != nil || cfg.CheckOutputMax != 1<<20 {
+		t.Errorf("CONSUL_MONITOR_CHECK_OUTPUT_MAX: %+v %v", cfg, err)
+	}
+	cfg, err = ParseConfig([]string{"--check-output-max", "256"}, env("CONSUL_MONITOR_CHECK_OUTPUT_MAX", "lots"), io.Discard)
+	if err != nil || cfg.CheckOutputMax != 256 {
+		t.Errorf("--check-output-max over its variable: %+v %v", cfg, err)
+	}
 	cfg, err = ParseConfig(nil, env("CONSUL_HTTP_ADDR", "https://consul.example.com:8501"), io.Discard)
 	if err != nil || cfg.ConsulAddr != "" {
 		t.Errorf("a valid CONSUL_HTTP_ADDR is left to the Consul client: %+v %v", cfg, err)
@@ -73,6 +81,11 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"--log-format", "xml"}, none, `--log-format: "xml" is neither text nor json`},
 		{[]string{"--listen", "8080"}, none, `--listen: "8080" is not host:port`},
 		{[]string{"--db", ""}, none, "--db"},
+		{[]string{"--check-output-max", "255"}, none, "--check-output-max: 255 is not between 256 and 1048576 bytes"},
+		{[]string{"--check-output-max", "1048577"}, none, "--check-output-max: 1048577 is not between 256"},
+		{[]string{"--check-output-max", "4k"}, none, "check-output-max"},
+		{nil, env("CONSUL_MONITOR_CHECK_OUTPUT_MAX", "4k"), `CONSUL_MONITOR_CHECK_OUTPUT_MAX: "4k" is not a number of bytes`},
+		{nil, env("CONSUL_MONITOR_CHECK_OUTPUT_MAX", "100"), "--check-output-max: 100 is not between"},
 		{[]string{"--nope"}, none, "flag provided but not defined: -nope"},
 		{[]string{"extra"}, none, `unexpected argument "extra"`},
 		{nil, env("CONSUL_MONITOR_RETENTION", "forever"), `CONSUL_MONITOR_RETENTION: "forever" is not a duration`},

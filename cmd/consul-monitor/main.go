@@ -79,6 +79,8 @@ type Config struct {
 	// AllowedHosts is --web.allowed-hosts: comma-separated, added to the
 	// hosts the monitor is always served as (web.DefaultHosts).
 	AllowedHosts string
+	// CheckOutputMax is how many bytes of each check's output are kept.
+	CheckOutputMax int
 	// ConsulAddr overrides CONSUL_HTTP_ADDR when set.
 	ConsulAddr  string
 	ShowVersion bool
@@ -118,6 +120,17 @@ func ParseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 			return nil
 		}
 	}
+	bytes := func(p *int, name string, def int, usage string) {
+		fs.IntVar(p, name, def, usage+" (env "+envName(name)+")")
+		fallbacks[name] = func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a number of bytes", envName(name), v)
+			}
+			*p = n
+			return nil
+		}
+	}
 	str(&cfg.Listen, "listen", "127.0.0.1:8080", "address to serve the dashboard and API on")
 	str(&cfg.DB, "db", "consul-monitor.db", "path of the SQLite history database; a lock file beside it (<db>.lock) keeps a second process out")
 	dur(&cfg.PollInterval, "poll-interval", 60*time.Second, "time between two full reads of Consul, besides the blocking queries that follow each change")
@@ -125,6 +138,8 @@ func ParseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	dur(&cfg.Retention, "retention", 720*time.Hour, "how long history is kept")
 	str(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	str(&cfg.AllowedHosts, "web.allowed-hosts", "", "comma-separated host names or IP addresses (an optional :port is ignored) that the dashboard and API are served as, besides localhost, loopback addresses and the --listen host (with a wildcard --listen, also this machine's host name and addresses); other Host headers get 421. Set the public name when behind a reverse proxy; \"*\" accepts any")
+	bytes(&cfg.CheckOutputMax, "check-output-max", consul.DefaultCheckOutputMax,
+		fmt.Sprintf("bytes of each check's output kept, from %d to %d; a longer output is cut and marked truncated", consul.MinCheckOutputMax, consul.MaxCheckOutputMax))
 	fs.StringVar(&cfg.ConsulAddr, "consul-addr", "", "Consul HTTP address, overriding CONSUL_HTTP_ADDR")
 	fs.BoolVar(&cfg.ShowVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -183,6 +198,9 @@ func (c Config) validate() error {
 	}
 	if _, err := web.NewHosts(c.allowedHosts()...); err != nil {
 		return fmt.Errorf("--web.allowed-hosts: %v", err)
+	}
+	if c.CheckOutputMax < consul.MinCheckOutputMax || c.CheckOutputMax > consul.MaxCheckOutputMax {
+		return fmt.Errorf("--check-output-max: %d is not between %d and %d bytes", c.CheckOutputMax, consul.MinCheckOutputMax, consul.MaxCheckOutputMax)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format: %q is neither text nor json", c.LogFormat)
@@ -268,7 +286,7 @@ func (m *Main) Start(ctx context.Context) error {
 	if m.Config.ConsulAddr != "" {
 		consulCfg.Address = m.Config.ConsulAddr
 	}
-	client, err := consul.New(consulCfg)
+	client, err := consul.New(consulCfg, consul.WithCheckOutputMax(m.Config.CheckOutputMax))
 	if err != nil {
 		st.Close()
 		return err

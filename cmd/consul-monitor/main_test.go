@@ -521,6 +521,8 @@ func TestInvalidInputsExit2(t *testing.T) {
 		{"malformed --consul-addr", nil, []string{"--consul-addr", "localhost:85OO"}, []string{`--consul-addr: "localhost:85OO" is not a Consul address: port "85OO"`}},
 		{"malformed CONSUL_HTTP_ADDR", []string{"CONSUL_HTTP_ADDR=http//consul:8500"}, nil, []string{`CONSUL_HTTP_ADDR: "http//consul:8500" is not a Consul address`}},
 		{"invalid variable in use", []string{"CONSUL_MONITOR_RETENTION=bogus"}, nil, []string{`CONSUL_MONITOR_RETENTION: "bogus" is not a duration`}},
+		{"check output max out of range", nil, []string{"--check-output-max", "100"}, []string{"--check-output-max: 100 is not between 256 and 1048576 bytes"}},
+		{"check output max variable", []string{"CONSUL_MONITOR_CHECK_OUTPUT_MAX=4KB"}, nil, []string{`CONSUL_MONITOR_CHECK_OUTPUT_MAX: "4KB" is not a number of bytes`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"--listen", freeAddr(t), "--db", filepath.Join(t.TempDir(), "h.db")}

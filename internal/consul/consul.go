@@ -4,9 +4,12 @@
 package consul
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -16,19 +19,71 @@ import (
 
 // Client reads Consul's state.
 type Client struct {
-	api *api.Client
+	api       *api.Client
+	outputMax int
+}
+
+// DefaultCheckOutputMax is the check output kept, in bytes: what Consul's
+// own agent keeps of a script check's output.
+const DefaultCheckOutputMax = 4096
+
+// MinCheckOutputMax and MaxCheckOutputMax bound WithCheckOutputMax.
+const (
+	MinCheckOutputMax = 256
+	MaxCheckOutputMax = 1 << 20
+)
+
+// An Option changes how a Client reads.
+type Option func(*Client)
+
+// WithCheckOutputMax keeps at most n bytes of each check's output (on a
+// UTF-8 boundary) and marks a longer one truncated. Zero keeps the default.
+func WithCheckOutputMax(n int) Option {
+	return func(c *Client) {
+		if n > 0 {
+			c.outputMax = n
+		}
+	}
 }
 
 // New returns a client for the agent cfg describes. Build cfg with
 // api.DefaultConfig so that CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN and the TLS
 // variables apply as they do for every Consul tool.
-func New(cfg *api.Config) (*Client, error) {
-	c, err := api.NewClient(cfg)
+//
+// Every string in Consul's answers is cut while it is read to
+// StringCap(check output max) bytes, so a registration of any size costs
+// the monitor a bounded amount of memory.
+func New(cfg *api.Config, opts ...Option) (*Client, error) {
+	c := &Client{outputMax: DefaultCheckOutputMax}
+	for _, o := range opts {
+		o(c)
+	}
+	a, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
-	return &Client{api: c}, nil
+	// NewClient has built the HTTP client from cfg (TLS, unix sockets); the
+	// api.Client shares it, so wrapping its transport here takes effect.
+	hc := cfg.HttpClient
+	next := hc.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	hc.Transport = boundedTransport{next: next, cap: StringCap, outputCap: outputCap(c.outputMax)}
+	c.api = a
+	return c, nil
 }
+
+// StringCap is the longest raw JSON string (escapes counted as written)
+// kept from Consul's answers: names, tags and meta longer than that are
+// not something to show, and no answer can make the monitor hold more.
+const StringCap = 64 << 10
+
+// outputCap is the longest raw check output kept while reading: room for
+// outputMax bytes even when each is escaped in two (\n, \"); a cut one
+// also carries the cut marker. Anything longer is cut and marked in the stream itself, so a
+// check's output costs at most this much memory however large it is.
+func outputCap(outputMax int) int { return 2*outputMax + 64 }
 
 // Blocking turns a read into a Consul blocking query: it returns once the
 // data's index passes Index, or after Wait with the data unchanged. The zero
@@ -70,8 +125,24 @@ type healthCheck struct {
 	CheckID   string
 	Name      string
 	Status    string
-	Output    string
+	Output    output
 	ServiceID string
+}
+
+// output is a check output as the bounded transport passed it on: cut when
+// it ends with the transport's marker.
+type output struct {
+	text string
+	cut  bool
+}
+
+func (o *output) UnmarshalJSON(raw []byte) error {
+	o.cut = false
+	if trimmed, ok := bytes.CutSuffix(raw, []byte(cutMarker+`"`)); ok {
+		raw = append(trimmed, '"')
+		o.cut = true
+	}
+	return json.Unmarshal(raw, &o.text)
 }
 
 // Checks reads every check in the datacenter, in one request, and returns
@@ -87,13 +158,15 @@ func (c *Client) Checks(ctx context.Context, b Blocking) ([]health.Check, uint64
 	}
 	checks := make([]health.Check, 0, len(raw))
 	for _, hc := range raw {
+		output, truncated := health.TruncateOutput(hc.Output.text, c.outputMax)
 		checks = append(checks, health.Check{
-			Node:      hc.Node,
-			CheckID:   hc.CheckID,
-			Name:      hc.Name,
-			ServiceID: hc.ServiceID,
-			Status:    health.ParseCheckStatus(hc.Status),
-			Output:    hc.Output,
+			Node:            hc.Node,
+			CheckID:         hc.CheckID,
+			Name:            hc.Name,
+			ServiceID:       hc.ServiceID,
+			Status:          health.ParseCheckStatus(hc.Status),
+			Output:          output,
+			OutputTruncated: truncated || hc.Output.cut,
 		})
 	}
 	return checks, meta.LastIndex, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func evaluate(t *testing.T, c *Client) map[string]health.InstanceHealth {
 		t.Fatal(err)
 	}
 	out := map[string]health.InstanceHealth{}
-	for _, ih := range health.Evaluate(snap) {
+	for _, ih := range health.Evaluate(snap).Instances {
 		out[ih.ID()] = ih
 	}
 	return out
@@ -96,7 +97,7 @@ func TestSnapshotAgainstConsul(t *testing.T) {
 		t.Errorf("the same service ID on node-b: %+v", remote)
 	}
 	cache := all["node-c/cache-1"]
-	if cache.Status != health.Critical || len(cache.Checks) != 2 {
+	if cache.Status != health.Critical || len(cache.Checks) != 1 {
 		t.Errorf("a critical node check must make its instances critical: %+v", cache)
 	}
 	if consul, ok := all[consultest.NodeName+"/consul"]; !ok || consul.Status != health.Passing {
@@ -171,4 +172,52 @@ func TestSnapshotAgainstConsul(t *testing.T) {
 			t.Error("Snapshot with Consul stopped returned no error")
 		}
 	})
+}
+
+// TestCheckOutputBounded registers, through the catalog (where Consul sets
+// no size limit), check outputs longer than the cap and checks what the
+// client keeps of them: a cut output is marked, a short one is whole.
+func TestCheckOutputBounded(t *testing.T) {
+	agent := consultest.Start(t)
+	big := strings.Repeat("é\"\\x", 2<<20/5) // 2 MB of characters that need escapes or two bytes
+	consultest.RegisterExternal(t, agent.Client(), "big-node", "10.0.0.1",
+		&api.AgentService{ID: "web-1", Service: "web", Port: 80},
+		&api.HealthCheck{CheckID: "node-big", Name: "node", Status: api.HealthCritical, Output: big},
+		&api.HealthCheck{CheckID: "svc-small", Name: "svc", ServiceID: "web-1", Status: api.HealthPassing, Output: "fine"},
+		// Each byte is 6 in JSON (\u0001): the stream cuts it before
+		// max bytes are read, and marks it.
+		&api.HealthCheck{CheckID: "node-control", Name: "ctl", Status: api.HealthPassing, Output: strings.Repeat("\x01", 1<<20)})
+	for _, max := range []int{MinCheckOutputMax, DefaultCheckOutputMax, MaxCheckOutputMax} {
+		c, err := New(agent.Config(), WithCheckOutputMax(max))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checks, _, err := c.Checks(context.Background(), Blocking{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := 0
+		for _, ch := range checks {
+			switch ch.CheckID {
+			case "node-big":
+				found++
+				if !ch.OutputTruncated || len(ch.Output) > max || len(ch.Output) < max-3 || !strings.HasPrefix(big, ch.Output) {
+					t.Errorf("max %d: big output kept %d bytes, truncated %v", max, len(ch.Output), ch.OutputTruncated)
+				}
+			case "node-control":
+				found++
+				if !ch.OutputTruncated || len(ch.Output) == 0 || len(ch.Output) > max || strings.Trim(ch.Output, "\x01") != "" {
+					t.Errorf("max %d: control output kept %d bytes, truncated %v", max, len(ch.Output), ch.OutputTruncated)
+				}
+			case "svc-small":
+				found++
+				if ch.OutputTruncated || ch.Output != "fine" {
+					t.Errorf("max %d: small output %q, truncated %v", max, ch.Output, ch.OutputTruncated)
+				}
+			}
+		}
+		if found != 3 {
+			t.Fatalf("max %d: %d of the 3 checks read", max, found)
+		}
+	}
 }

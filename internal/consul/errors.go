@@ -23,17 +23,35 @@ const MaxErrorLength = 512
 // endpoint is one of the Consul HTTP endpoints the monitor reads, with
 // what reading it is for and the ACL rights it needs.
 type endpoint struct {
-	path, reading, rights string
+	path, reading string
+	// needs is the ACL rights the token must grant, as a policy says them.
+	needs string
+	// blocked is another cause of a refusal, or empty.
+	blocked string
 }
 
-var (
-	healthEndpoint = endpoint{"/v1/health/state/any", "reading health checks",
-		"the token lacks node:read and service:read (node_prefix \"\" and service_prefix \"\" with policy read)"}
-	catalogEndpoint = endpoint{"/v1/catalog/services", "watching the catalog",
-		"the token lacks service:read (service_prefix \"\" with policy read)"}
-	nodesEndpoint = endpoint{"/v1/internal/ui/nodes", "reading the instance list",
-		"the token lacks node:read and service:read (node_prefix \"\" and service_prefix \"\" with policy read), or a proxy blocks /v1/internal/"}
+const (
+	nodeAndServiceRead = `node:read and service:read (node_prefix "" and service_prefix "" with policy read)`
+	serviceRead        = `service:read (service_prefix "" with policy read)`
 )
+
+var (
+	healthEndpoint  = endpoint{"/v1/health/state/any", "reading health checks", nodeAndServiceRead, ""}
+	catalogEndpoint = endpoint{"/v1/catalog/services", "watching the catalog", serviceRead, ""}
+	nodesEndpoint   = endpoint{"/v1/internal/ui/nodes", "reading the instance list", nodeAndServiceRead, "or a proxy blocks /v1/internal/"}
+)
+
+// refused explains a 401 or 403 from ep whose body is Consul's message.
+func refused(ep endpoint, body string) string {
+	if strings.Contains(body, "ACL not found") {
+		return "Consul does not know the token (CONSUL_HTTP_TOKEN); the monitor's token needs " + ep.needs
+	}
+	hint := "the token lacks " + ep.needs
+	if ep.blocked != "" {
+		hint += ", " + ep.blocked
+	}
+	return hint
+}
 
 // Error is a failed read of Consul, worded so that a user can act on it:
 // which endpoint, what Consul or the network said, and for a refusal, the
@@ -71,7 +89,7 @@ func describe(ep endpoint, err error) error {
 		detail = status.Body
 		switch {
 		case code == http.StatusForbidden || code == http.StatusUnauthorized:
-			hint = ep.rights
+			hint = refused(ep, status.Body)
 		case code == http.StatusTooManyRequests:
 			hint = "Consul is rate limiting this client; it retries with backoff"
 		case code >= 500:

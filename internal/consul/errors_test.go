@@ -54,7 +54,9 @@ func TestErrorsNameTheEndpointAndConsulsMessage(t *testing.T) {
 		want        []string
 		perEndpoint map[string]string
 	}{
-		{"403", status(403, "ACL not found"), 403, []string{": 403 Forbidden: ACL not found; the token lacks"},
+		{"403 unknown token", status(403, "ACL not found"), 403, []string{": 403 Forbidden: ACL not found; Consul does not know the token (CONSUL_HTTP_TOKEN); the monitor's token needs "},
+			map[string]string{catalogEndpoint.path: "needs service:read", nodesEndpoint.path: "needs node:read and service:read"}},
+		{"403", status(403, "Permission denied: token with AccessorID 'abc' lacks permission 'node:read'"), 403, []string{": 403 Forbidden: Permission denied: token with AccessorID 'abc' lacks permission 'node:read'; the token lacks"},
 			map[string]string{
 				healthEndpoint.path:  "lacks node:read and service:read",
 				catalogEndpoint.path: "lacks service:read",

@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Status is the health of a check or of an instance.
@@ -66,6 +67,23 @@ type Check struct {
 	ServiceID string
 	Status    Status
 	Output    string
+	// OutputTruncated is set when Output was cut (see TruncateOutput).
+	OutputTruncated bool
+}
+
+// TruncateOutput cuts output to at most max bytes, on a UTF-8 character
+// boundary, and reports whether it cut: a check's output has no size limit
+// in Consul, and the monitor keeps a bounded part of each.
+func TruncateOutput(output string, max int) (string, bool) {
+	if len(output) <= max {
+		return output, false
+	}
+	cut := max
+	// Back off to the start of the character that max falls inside.
+	for cut > 0 && cut > max-utf8.UTFMax && !utf8.RuneStart(output[cut]) {
+		cut--
+	}
+	return output[:cut], true
 }
 
 // IsNodeCheck reports whether the check belongs to the node rather than to
@@ -126,12 +144,23 @@ type Snapshot struct {
 	Checks    []Check
 }
 
-// InstanceHealth is an instance with the checks that decide its status.
+// InstanceHealth is an instance with its own checks and its status.
 type InstanceHealth struct {
 	Instance
-	// Checks holds the instance's own checks, then its node's checks.
+	// Checks holds the instance's own service checks. Its node's checks are
+	// kept once per node (Evaluation.NodeChecks), not copied into every
+	// instance, since one node check may carry a large output.
 	Checks []Check
+	// Status counts the instance's own checks and its node's checks.
 	Status Status
+}
+
+// Evaluation is a snapshot's instances with their status, and each node's
+// checks once.
+type Evaluation struct {
+	Instances []InstanceHealth
+	// NodeChecks holds the node checks of every node that runs an instance.
+	NodeChecks map[string][]Check
 }
 
 // InstanceStatus is the status Consul's UI gives an instance with these
@@ -156,8 +185,8 @@ func InstanceStatus(checks []Check) Status {
 // Evaluate pairs each instance with its checks and status. Checks that
 // belong to no instance in the snapshot (for example an instance registered
 // between the two reads of a poll) are left out until a snapshot holds both.
-// The result is sorted by name, node and service ID.
-func Evaluate(s Snapshot) []InstanceHealth {
+// The instances are sorted by name, node and service ID.
+func Evaluate(s Snapshot) Evaluation {
 	type instanceKey struct{ node, serviceID string }
 	serviceChecks := make(map[instanceKey][]Check)
 	nodeChecks := make(map[string][]Check)
@@ -169,14 +198,20 @@ func Evaluate(s Snapshot) []InstanceHealth {
 			serviceChecks[k] = append(serviceChecks[k], c)
 		}
 	}
-	out := make([]InstanceHealth, 0, len(s.Instances))
+	out := Evaluation{Instances: make([]InstanceHealth, 0, len(s.Instances)), NodeChecks: map[string][]Check{}}
+	// The status needs own and node checks together; this buffer is reused
+	// so that node checks are never copied per instance.
+	var both []Check
 	for _, inst := range s.Instances {
 		own := serviceChecks[instanceKey{inst.Node, inst.ServiceID}]
-		checks := make([]Check, 0, len(own)+len(nodeChecks[inst.Node]))
-		checks = append(append(checks, own...), nodeChecks[inst.Node]...)
-		out = append(out, InstanceHealth{Instance: inst, Checks: checks, Status: InstanceStatus(checks)})
+		node := nodeChecks[inst.Node]
+		if len(node) > 0 {
+			out.NodeChecks[inst.Node] = node
+		}
+		both = append(append(both[:0], own...), node...)
+		out.Instances = append(out.Instances, InstanceHealth{Instance: inst, Checks: own, Status: InstanceStatus(both)})
 	}
-	slices.SortFunc(out, func(a, b InstanceHealth) int {
+	slices.SortFunc(out.Instances, func(a, b InstanceHealth) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Node, b.Node), cmp.Compare(a.ServiceID, b.ServiceID))
 	})
 	return out

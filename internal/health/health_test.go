@@ -55,15 +55,16 @@ func TestEvaluate(t *testing.T) {
 			{Node: "n3", CheckID: "c9", ServiceID: "gone", Status: Critical},
 		},
 	}
-	got := Evaluate(snap)
+	ev := Evaluate(snap)
+	got := ev.Instances
 	want := []struct {
 		id     string
 		status Status
 		checks int
 	}{
-		{"n1/db", Passing, 1},     // only its node's check
-		{"n1/web-1", Warning, 2},  // own warning beats passing node
-		{"n2/web-1", Critical, 2}, // critical node makes it critical
+		{"n1/db", Passing, 0},     // only its node's check
+		{"n1/web-1", Warning, 1},  // own warning beats passing node
+		{"n2/web-1", Critical, 1}, // critical node makes it critical
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d instances, want %d", len(got), len(want))
@@ -73,8 +74,13 @@ func TestEvaluate(t *testing.T) {
 			t.Errorf("instance %d = %s %s with %d checks, want %s %s with %d", i, got[i].ID(), got[i].Status, len(got[i].Checks), w.id, w.status, w.checks)
 		}
 	}
-	if got[1].Checks[0].CheckID != "c1" || !got[1].Checks[1].IsNodeCheck() {
-		t.Errorf("own checks must come before node checks, got %+v", got[1].Checks)
+	// Node checks are held once per node that runs an instance, never in
+	// an instance's own checks.
+	if len(ev.NodeChecks) != 2 || len(ev.NodeChecks["n1"]) != 1 || ev.NodeChecks["n2"][0].Status != Critical {
+		t.Errorf("node checks %+v", ev.NodeChecks)
+	}
+	if got[1].Checks[0].CheckID != "c1" {
+		t.Errorf("own checks %+v", got[1].Checks)
 	}
 }
 
@@ -171,5 +177,26 @@ func TestURL(t *testing.T) {
 				t.Errorf("URL = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestTruncateOutput(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		max  int
+		want string
+		cut  bool
+	}{
+		{"abc", 3, "abc", false},
+		{"abcd", 3, "abc", true},
+		{"aé", 2, "a", true},  // é is 2 bytes: never split
+		{"a😀b", 4, "a", true}, // nor a 4-byte character
+		{"a😀b", 5, "a😀", true},
+		{"\xff\xffabc", 1, "\xff", true}, // invalid UTF-8 is cut by bytes
+		{"", 0, "", false},
+	} {
+		if got, cut := TruncateOutput(tc.in, tc.max); got != tc.want || cut != tc.cut {
+			t.Errorf("TruncateOutput(%q, %d) = %q, %v; want %q, %v", tc.in, tc.max, got, cut, tc.want, tc.cut)
+		}
 	}
 }

@@ -253,6 +253,13 @@ func TestEventOutputIsKeptBounded(t *testing.T) {
 	if got := s.Current()[0].Checks[0].Output; got != big {
 		t.Errorf("current output %d bytes, want %d", len(got), len(big))
 	}
+	// An output already cut when read from Consul is marked so too.
+	snap.Checks[1].Status, snap.Checks[1].Output, snap.Checks[1].OutputTruncated = health.Warning, "short", true
+	mustRecord(t, s, t0.Add(time.Minute), snap)
+	page = mustEvents(t, s, EventFilter{Limit: 1})
+	if e := page.Events[0]; e.Output != "short" || !e.OutputTruncated {
+		t.Errorf("an output cut when read: %q, truncated %v", e.Output, e.OutputTruncated)
+	}
 }
 
 // Retention deletes a change's output with the change: outputs are columns

@@ -78,14 +78,14 @@ func (s *Store) loadCurrent(ctx context.Context) error {
 		return fmt.Errorf("store: load instances: %w", err)
 	}
 
-	rows, err = s.reader.QueryContext(ctx, `SELECT id, node, check_id, service_id, name, status, output FROM checks WHERE status != ''`)
+	rows, err = s.reader.QueryContext(ctx, `SELECT id, node, check_id, service_id, name, status, output, output_truncated FROM checks WHERE status != ''`)
 	if err != nil {
 		return fmt.Errorf("store: load checks: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		sc := &storedCheck{}
-		if err := rows.Scan(&sc.id, &sc.Node, &sc.CheckID, &sc.ServiceID, &sc.Name, &sc.Status, &sc.Output); err != nil {
+		if err := rows.Scan(&sc.id, &sc.Node, &sc.CheckID, &sc.ServiceID, &sc.Name, &sc.Status, &sc.Output, &sc.OutputTruncated); err != nil {
 			return fmt.Errorf("store: load checks: %w", err)
 		}
 		s.checks[checkKey{sc.Node, sc.CheckID}] = sc
@@ -116,11 +116,15 @@ func (s *Store) loadCurrent(ctx context.Context) error {
 // callers must not modify it.
 func (s *Store) Current() []health.InstanceHealth { return s.current.Load().Instances }
 
-// Published is Current with a version that changes whenever it does, so
-// that what is derived from it (an encoded response) can be kept until then.
+// Published is Current, with each node's checks once, and a version that
+// changes whenever they do, so that what is derived from them (an encoded
+// response) can be kept until then.
 type Published struct {
 	Instances []health.InstanceHealth
-	Version   uint64
+	// NodeChecks are the node checks of the nodes Instances run on; they
+	// count in those instances' Status.
+	NodeChecks map[string][]health.Check
+	Version    uint64
 }
 
 // Published returns Current and its version, read together.
@@ -141,7 +145,8 @@ func (s *Store) publishCurrent() {
 	if old := s.current.Load(); old != nil {
 		version = old.Version + 1
 	}
-	s.current.Store(&Published{Instances: health.Evaluate(snap), Version: version})
+	ev := health.Evaluate(snap)
+	s.current.Store(&Published{Instances: ev.Instances, NodeChecks: ev.NodeChecks, Version: version})
 }
 
 // LastRecorded is the last certified moment recorded: the return of the
@@ -422,17 +427,18 @@ func (w *txWriter) saveCheck(c health.Check, old *storedCheck) (int64, error) {
 	var id int64
 	if known {
 		id = old.id
-		if _, err := w.tx.ExecContext(w.ctx, `UPDATE checks SET service_id = ?, name = ?, status = ?, output = ? WHERE id = ?`,
-			c.ServiceID, c.Name, string(c.Status), c.Output, id); err != nil {
+		if _, err := w.tx.ExecContext(w.ctx, `UPDATE checks SET service_id = ?, name = ?, status = ?, output = ?, output_truncated = ? WHERE id = ?`,
+			c.ServiceID, c.Name, string(c.Status), c.Output, c.OutputTruncated, id); err != nil {
 			return 0, fmt.Errorf("update check %s on %s: %w", c.CheckID, c.Node, err)
 		}
 	} else {
 		err := w.tx.QueryRowContext(w.ctx, `
-			INSERT INTO checks (node, check_id, service_id, name, status, output) VALUES (?, ?, ?, ?, ?, ?)
+			INSERT INTO checks (node, check_id, service_id, name, status, output, output_truncated) VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (node, check_id) DO UPDATE SET
-				service_id = excluded.service_id, name = excluded.name, status = excluded.status, output = excluded.output
+				service_id = excluded.service_id, name = excluded.name, status = excluded.status,
+				output = excluded.output, output_truncated = excluded.output_truncated
 			RETURNING id`,
-			c.Node, c.CheckID, c.ServiceID, c.Name, string(c.Status), c.Output).Scan(&id)
+			c.Node, c.CheckID, c.ServiceID, c.Name, string(c.Status), c.Output, c.OutputTruncated).Scan(&id)
 		if err != nil {
 			return 0, fmt.Errorf("save check %s on %s: %w", c.CheckID, c.Node, err)
 		}
@@ -443,26 +449,32 @@ func (w *txWriter) saveCheck(c health.Check, old *storedCheck) (int64, error) {
 		if known {
 			from = old.Status
 		}
-		if err := w.span(id, from, c.Status, c.Output); err != nil {
+		if err := w.span(id, from, c.Status, c.Output, c.OutputTruncated); err != nil {
 			return 0, err
 		}
 	}
 	return id, nil
 }
 
+// removeCheck marks a check gone. Its row stays while its spans are
+// history, but its output goes: a removed check's current output is not
+// shown again (each span keeps the output at its own change), so keeping
+// it would only fill the disk.
 func (w *txWriter) removeCheck(old *storedCheck) error {
-	if _, err := w.tx.ExecContext(w.ctx, `UPDATE checks SET status = '' WHERE id = ?`, old.id); err != nil {
+	if _, err := w.tx.ExecContext(w.ctx, `UPDATE checks SET status = '', output = '', output_truncated = 0 WHERE id = ?`, old.id); err != nil {
 		return fmt.Errorf("remove check %d: %w", old.id, err)
 	}
 	w.written.Catalog++
-	return w.span(old.id, old.Status, "", "")
+	return w.span(old.id, old.Status, "", "", false)
 }
 
 // span writes a check's status change from one status to another ("" for
-// none), with the check's output at the change, which the row keeps as an
-// event whatever retention later deletes before it.
-func (w *txWriter) span(checkID int64, from, to health.Status, output string) error {
+// none), with the check's output at the change (truncated when it was cut
+// when read), which the row keeps as an event whatever retention later
+// deletes before it.
+func (w *txWriter) span(checkID int64, from, to health.Status, output string, truncated bool) error {
 	output, cut := health.EventOutput(output)
+	cut = cut || truncated
 	// As for registrations: a second change in the same millisecond goes
 	// one millisecond later.
 	var at int64

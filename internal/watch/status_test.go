@@ -121,3 +121,60 @@ func TestBackoffDoublesWithJitterUpTo30s(t *testing.T) {
 		b.reset()
 	}
 }
+
+// fakeClock is a clock that moves only when slept on or told to.
+type fakeClock struct {
+	t     time.Time
+	slept []time.Duration
+}
+
+func (c *fakeClock) now() time.Time { return c.t }
+
+func (c *fakeClock) sleep(_ context.Context, d time.Duration) error {
+	c.slept = append(c.slept, d)
+	c.t = c.t.Add(d)
+	return nil
+}
+
+func TestLimiterLetsABurstThroughThenOnePerGap(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	l := newLimiter(2, time.Second)
+	l.now, l.sleep, l.last = clock.now, clock.sleep, clock.t
+	wait := func() time.Duration {
+		t.Helper()
+		before := clock.t
+		if err := l.wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return clock.t.Sub(before)
+	}
+	// A burst of two at once, then one a second.
+	for i, want := range []time.Duration{0, 0, time.Second, time.Second} {
+		if got := wait(); got != want {
+			t.Errorf("query %d waited %v, want %v", i, got, want)
+		}
+	}
+	// 400 ms after a query, the next waits the other 600 ms.
+	clock.t = clock.t.Add(400 * time.Millisecond)
+	if got := wait(); got != 600*time.Millisecond {
+		t.Errorf("after 400 ms the next query waited %v, want 600ms", got)
+	}
+	// After a quiet spell the burst is back, and no more than it.
+	clock.t = clock.t.Add(time.Minute)
+	for i, want := range []time.Duration{0, 0, time.Second} {
+		if got := wait(); got != want {
+			t.Errorf("after a quiet minute, query %d waited %v, want %v", i, got, want)
+		}
+	}
+	// No gap: never waits.
+	free := newLimiter(2, 0)
+	free.now, free.sleep = clock.now, clock.sleep
+	for range 5 {
+		if err := free.wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(clock.slept) != 4 {
+		t.Errorf("slept %v", clock.slept)
+	}
+}

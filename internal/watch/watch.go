@@ -129,7 +129,7 @@ func New(source Source, recorder Recorder, cfg Config, log *slog.Logger) *Watche
 		cfg.MaxWait = DefaultMaxWait
 	}
 	now := time.Now()
-	return &Watcher{
+	w := &Watcher{
 		source:   source,
 		recorder: recorder,
 		cfg:      cfg,
@@ -142,6 +142,23 @@ func New(source Source, recorder Recorder, cfg Config, log *slog.Logger) *Watche
 		},
 		catalogTried: make(chan struct{}),
 	}
+	// Until the catalog is read, Consul's live checks are paired with the
+	// instances the database last knew, so that live statuses can be shown
+	// even when the instance list cannot be read at all.
+	if known, ok := recorder.(interface{ Published() store.Published }); ok {
+		for _, inst := range known.Published().Instances {
+			w.liveInstances = append(w.liveInstances, inst.Instance)
+		}
+	}
+	return w
+}
+
+// ShowLive reports whether the API should show Live rather than what was
+// recorded: while writes fail, and while Consul answers but the instance
+// list has not been read since start (nothing can be recorded then, and the
+// recorded statuses are from before the start).
+func (s Status) ShowLive() bool {
+	return !s.Recording.OK || (s.Consul.OK && s.Catalog.LastOK.IsZero())
 }
 
 // Live returns Consul's state as the watcher last received it, whether or
@@ -152,10 +169,8 @@ func (w *Watcher) Live() store.Published {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.liveEvaluated == nil || w.liveEvaluated.Version != w.liveVersion {
-		w.liveEvaluated = &store.Published{
-			Instances: health.Evaluate(health.Snapshot{Instances: w.liveInstances, Checks: w.liveChecks}),
-			Version:   w.liveVersion,
-		}
+		ev := health.Evaluate(health.Snapshot{Instances: w.liveInstances, Checks: w.liveChecks})
+		w.liveEvaluated = &store.Published{Instances: ev.Instances, NodeChecks: ev.NodeChecks, Version: w.liveVersion}
 	}
 	return *w.liveEvaluated
 }
@@ -468,24 +483,27 @@ type limiter struct {
 	gap    time.Duration
 	tokens float64
 	last   time.Time
+	// now and sleep are the clock; tests replace them.
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
 }
 
 func newLimiter(burst int, gap time.Duration) *limiter {
-	return &limiter{burst: float64(burst), gap: gap, tokens: float64(burst), last: time.Now()}
+	return &limiter{burst: float64(burst), gap: gap, tokens: float64(burst), last: time.Now(), now: time.Now, sleep: sleep}
 }
 
 func (l *limiter) wait(ctx context.Context) error {
 	if l.gap <= 0 {
 		return ctx.Err()
 	}
-	now := time.Now()
+	now := l.now()
 	l.tokens = min(l.burst, l.tokens+float64(now.Sub(l.last))/float64(l.gap))
 	l.last = now
 	if l.tokens < 1 {
-		if err := sleep(ctx, time.Duration((1-l.tokens)*float64(l.gap))); err != nil {
+		if err := l.sleep(ctx, time.Duration((1-l.tokens)*float64(l.gap))); err != nil {
 			return err
 		}
-		l.tokens, l.last = 1, time.Now()
+		l.tokens, l.last = 1, l.now()
 	}
 	l.tokens--
 	return ctx.Err()

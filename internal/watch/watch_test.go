@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -1057,5 +1058,90 @@ func TestStopEndsObservationAtTheLastCertifiedMoment(t *testing.T) {
 	defer st.Close()
 	if got := st.LastRecorded(); !got.Equal(last.Truncate(time.Millisecond)) {
 		t.Errorf("observation stored until %v, the last certified moment was %v", got, last)
+	}
+}
+
+// TestRemovedCheckOutputLeavesTheDisk registers and removes a check with
+// an 8 MB output ten times, each under a new ID, through the catalog: only
+// the output of a check still in Consul may stay in the database, and
+// retention still deletes the removed checks' rows.
+func TestRemovedCheckOutputLeavesTheDisk(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client()
+	path := filepath.Join(t.TempDir(), "h.db")
+	st, err := store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	// The largest output kept, so that each removed check would leave 1 MiB.
+	client, err := consul.New(agent.Config(), consul.WithCheckOutputMax(consul.MaxCheckOutputMax))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWatcher(t, New(client, st, Config{Reconcile: time.Hour, MinQueryGap: 10 * time.Millisecond}, quiet))
+	output := strings.Repeat("x", 8<<20)
+	checkIn := func(id string) bool {
+		for _, inst := range st.Current() {
+			for _, ch := range inst.Checks {
+				if ch.CheckID == id {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for i := range 10 {
+		id := fmt.Sprintf("big-%d", i)
+		consultest.RegisterExternal(t, c, "big-node", "10.0.0.1", &api.AgentService{ID: "svc", Service: "svc", Port: 80},
+			&api.HealthCheck{CheckID: id, Name: "big", ServiceID: "svc", Status: api.HealthCritical, Output: output})
+		consultest.WaitFor(t, 20*time.Second, id+" recorded", func() error {
+			if !checkIn(id) {
+				return fmt.Errorf("%s not recorded", id)
+			}
+			return nil
+		})
+		if _, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: "big-node", CheckID: id}, nil); err != nil {
+			t.Fatal(err)
+		}
+		consultest.WaitFor(t, 20*time.Second, id+" removed", func() error {
+			if checkIn(id) {
+				return fmt.Errorf("%s still recorded", id)
+			}
+			return nil
+		})
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var gone, goneBytes, liveBytes int64
+	if err := db.QueryRow(`SELECT count(*), coalesce(sum(length(output)), 0) FROM checks WHERE status = ''`).Scan(&gone, &goneBytes); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT coalesce(sum(length(output)), 0) FROM checks WHERE status != ''`).Scan(&liveBytes); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after 10 removed 8 MB checks: %d gone check rows holding %d B of output, %d B of live output, file %d B", gone, goneBytes, liveBytes, info.Size())
+	if gone != 10 || goneBytes != 0 || liveBytes > 4096 {
+		t.Errorf("%d gone checks hold %d B of output, live checks %d B: a removed check's output must not stay", gone, goneBytes, liveBytes)
+	}
+	// Freed pages are reused, so the file holds about one output at most.
+	if info.Size() > 4<<20 {
+		t.Errorf("database file is %d B after 10 removed checks", info.Size())
+	}
+	if _, err := st.Prune(context.Background(), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT count(*) FROM checks WHERE status = ''`).Scan(&gone); err != nil || gone != 0 {
+		t.Errorf("retention left %d removed checks (%v)", gone, err)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/consul-monitor/consul-monitor/internal/consultest"
 )
 
 // rawRequest sends head and body on a new connection, then either closes
@@ -48,8 +50,8 @@ func rawRequest(t *testing.T, addr, head, body string, closeWrite bool) (*http.R
 // A client's own mistakes answer 4xx with the JSON error and are logged
 // below ERROR: 500 of them must not fill an operator's error log.
 func TestClientMistakesAre4xxNotErrors(t *testing.T) {
-	var logged bytes.Buffer
-	s := New(nil, nil, []byte("k"), slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	logged := &lockedBuffer{}
+	s := New(nil, nil, []byte("k"), slog.New(slog.NewTextHandler(logged, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	srv := httptest.NewUnstartedServer(s)
 	srv.Config.ReadTimeout = 300 * time.Millisecond
 	srv.Start()
@@ -90,6 +92,17 @@ func TestClientMistakesAre4xxNotErrors(t *testing.T) {
 	resp, body := rawRequest(t, addr, "POST /api/config HTTP/1.1\r\nHost: "+addr+"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n", "zz\r\n{}\r\n0\r\n\r\n", true)
 	check("bad chunk", resp, body, http.StatusBadRequest, "request body could not be read")
 
+	// A handler may log just after its answer reached the client, so the
+	// counts are waited for, not read at once.
+	consultest.WaitFor(t, 10*time.Second, "every mistake logged", func() error {
+		log := logged.String()
+		short := strings.Count(log, "level=DEBUG msg=\"request body ended before its Content-Length\"")
+		stalled := strings.Count(log, "level=INFO msg=\"request body stopped arriving\"")
+		if short < n || stalled < n {
+			return fmt.Errorf("%d short bodies logged at DEBUG and %d stalled at INFO, want %d each", short, stalled, n)
+		}
+		return nil
+	})
 	log := logged.String()
 	if strings.Contains(log, "level=ERROR") || strings.Contains(log, "level=WARN") {
 		t.Errorf("client mistakes logged as failures:\n%.2000s", log)
@@ -100,6 +113,24 @@ func TestClientMistakesAre4xxNotErrors(t *testing.T) {
 	if c := strings.Count(log, "level=INFO msg=\"request body stopped arriving\""); c != n {
 		t.Errorf("%d stalled bodies logged at INFO, want %d", c, n)
 	}
+}
+
+// lockedBuffer lets a test read what a server logs while it still runs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // The router's own answers (a path it cleans or completes, an unknown

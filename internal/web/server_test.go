@@ -66,7 +66,7 @@ func newTestServer(t *testing.T) *testServer {
 			{Node: "n/2", ServiceID: "bare", Name: "bare"},
 		},
 		Checks: []health.Check{
-			{Node: "n1", CheckID: "serfHealth", Name: "Serf", Status: health.Passing, Output: "alive"},
+			{Node: "n1", CheckID: "serfHealth", Name: "Serf", Status: health.Passing, Output: "alive", OutputTruncated: true},
 			{Node: "n1", CheckID: "web-ttl", ServiceID: "web-1", Name: "ttl", Status: health.Warning, Output: "slow"},
 		},
 	}
@@ -137,9 +137,18 @@ func TestListServices(t *testing.T) {
 		byID[s.ID] = s
 	}
 	web := byID["n1/web-1"]
-	if web.CurrentStatus != health.Warning || web.URL == nil || *web.URL != "https://10.0.0.1:8443" || len(web.Checks) != 2 ||
-		web.Checks[0].ID != "web-ttl" || web.Checks[0].NodeCheck || !web.Checks[1].NodeCheck || web.Checks[0].Output != "slow" {
+	if web.CurrentStatus != health.Warning || web.URL == nil || *web.URL != "https://10.0.0.1:8443" || len(web.Checks) != 1 ||
+		web.Checks[0].ID != "web-ttl" || web.Checks[0].NodeCheck || web.Checks[0].Output != "slow" || web.Checks[0].OutputTruncated {
 		t.Errorf("web-1: %+v", web)
+	}
+	// Node checks come once, under their node, and not in each instance.
+	nodes := decode[servicesResponse](t, body).Nodes
+	if n1 := nodes["n1"].Checks; len(nodes) != 1 || len(n1) != 1 || n1[0].ID != "serfHealth" || !n1[0].NodeCheck ||
+		!n1[0].OutputTruncated || n1[0].Output != "alive" {
+		t.Errorf("nodes: %+v", nodes)
+	}
+	if strings.Count(string(body), `"output_truncated":`) != 2 || strings.Count(string(body), "serfHealth") != 1 {
+		t.Errorf("every check has output_truncated, each node check appears once: %s", body)
 	}
 	evil := byID["n1/evil"]
 	if evil.Name != "<img src=x onerror=alert(1)>" || evil.URL != nil {
@@ -440,7 +449,7 @@ func TestAllHistory(t *testing.T) {
 			{Node: "n/2", ServiceID: "bare", Name: "bare"},
 		},
 		Checks: []health.Check{
-			{Node: "n1", CheckID: "serfHealth", Name: "Serf", Status: health.Passing, Output: "alive"},
+			{Node: "n1", CheckID: "serfHealth", Name: "Serf", Status: health.Passing, Output: "alive", OutputTruncated: true},
 			{Node: "n1", CheckID: "web-ttl", ServiceID: "web-1", Name: "ttl", Status: health.Warning, Output: "slow"},
 		},
 	}

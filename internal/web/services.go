@@ -22,6 +22,14 @@ type servicesResponse struct {
 	Catalog         partJSON      `json:"catalog"`
 	Recording       partJSON      `json:"recording"`
 	Services        []serviceJSON `json:"services"`
+	// Nodes carries each node's checks once: a node check counts in the
+	// status of every instance on its node, and copying it, with its
+	// output, into each of them multiplied the answer's size.
+	Nodes map[string]nodeJSON `json:"nodes"`
+}
+
+type nodeJSON struct {
+	Checks []checkJSON `json:"checks"`
 }
 
 // partJSON is one of the watcher's parts: the health watch, the catalog
@@ -51,11 +59,17 @@ type serviceJSON struct {
 }
 
 type checkJSON struct {
-	ID        string        `json:"id"`
-	Name      string        `json:"name"`
-	Status    health.Status `json:"status"`
-	Output    string        `json:"output"`
-	NodeCheck bool          `json:"node_check"`
+	ID     string        `json:"id"`
+	Name   string        `json:"name"`
+	Status health.Status `json:"status"`
+	Output string        `json:"output"`
+	// OutputTruncated is set when Output was cut to --check-output-max.
+	OutputTruncated bool `json:"output_truncated"`
+	NodeCheck       bool `json:"node_check"`
+}
+
+func toCheckJSON(c health.Check) checkJSON {
+	return checkJSON{ID: c.CheckID, Name: c.Name, Status: c.Status, Output: c.Output, OutputTruncated: c.OutputTruncated, NodeCheck: c.IsNodeCheck()}
 }
 
 // listServices answers with the instances as last committed to the
@@ -65,7 +79,7 @@ type checkJSON struct {
 // the watcher keeps in memory, and the recording part says so.
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request) error {
 	status := s.watcher.Status()
-	live := !status.Recording.OK
+	live := status.ShowLive()
 	current := s.store.Published()
 	if live {
 		current = s.watcher.Live()
@@ -135,6 +149,14 @@ func (c *servicesCache) get(current store.Published, live bool, status watch.Sta
 		Catalog:         toPartJSON(status.Catalog),
 		Recording:       toPartJSON(status.Recording),
 		Services:        make([]serviceJSON, len(current.Instances)),
+		Nodes:           make(map[string]nodeJSON, len(current.NodeChecks)),
+	}
+	for node, checks := range current.NodeChecks {
+		n := nodeJSON{Checks: make([]checkJSON, len(checks))}
+		for i, c := range checks {
+			n.Checks[i] = toCheckJSON(c)
+		}
+		resp.Nodes[node] = n
 	}
 	for i, inst := range current.Instances {
 		resp.Services[i] = toServiceJSON(inst)
@@ -167,7 +189,7 @@ func toServiceJSON(inst health.InstanceHealth) serviceJSON {
 		out.Meta = map[string]string{}
 	}
 	for i, c := range inst.Checks {
-		out.Checks[i] = checkJSON{ID: c.CheckID, Name: c.Name, Status: c.Status, Output: c.Output, NodeCheck: c.IsNodeCheck()}
+		out.Checks[i] = toCheckJSON(c)
 	}
 	return out
 }

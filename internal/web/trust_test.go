@@ -243,7 +243,7 @@ func TestServicesShowLiveStateOnlyWhileRecordingFails(t *testing.T) {
 		Instances: []health.Instance{{Node: "n1", ServiceID: "web-1", Name: "web"}},
 		Checks:    []health.Check{{Node: "n1", CheckID: "web-ttl", ServiceID: "web-1", Status: health.Critical}},
 	})
-	ts.watcher.live = store.Published{Instances: live, Version: ts.store.Published().Version}
+	ts.watcher.live = store.Published{Instances: live.Instances, NodeChecks: live.NodeChecks, Version: ts.store.Published().Version}
 	get := func() servicesResponse {
 		_, _, body := ts.do(t, "GET", "/api/services", "")
 		return decode[servicesResponse](t, body)

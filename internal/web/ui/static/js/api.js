@@ -39,12 +39,26 @@ function source(raw, fallback) {
   };
 }
 
+// withNodeChecks gives each instance its own checks followed by its node's:
+// the server sends a node's checks once, in nodes[node].checks, rather than
+// in every instance on the node. The instances share the node's check
+// objects. A Map, so that a node named like an Object property
+// (__proto__, constructor) finds only its own entry.
+function withNodeChecks(services, nodes) {
+  const byNode = new Map(Object.entries(nodes && typeof nodes === 'object' ? nodes : {}));
+  return services.map(function (s) {
+    const n = byNode.get(s.node);
+    if (!n || !Array.isArray(n.checks) || n.checks.length === 0) return s;
+    return Object.assign({}, s, { checks: (Array.isArray(s.checks) ? s.checks : []).concat(n.checks) });
+  });
+}
+
 // getServices reads /api/services: the instances and the state of Consul,
 // the catalog watch and the recording.
 export async function getServices() {
   const body = await requestJSON('/api/services');
   return {
-    services: Array.isArray(body.services) ? body.services : [],
+    services: withNodeChecks(Array.isArray(body.services) ? body.services : [], body.nodes),
     lastPoll: body.last_poll || null,
     consul: source(body.consul, { ok: body.consul_available, error: body.error, last_ok: body.last_poll }),
     catalog: source(body.catalog, { ok: true }),

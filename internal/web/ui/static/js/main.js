@@ -17,7 +17,9 @@ import { STATUS_ORDER, ICONS, buildGroups, members, visibleGroups, countStatuses
 
 // The data behind the table, outside Alpine's reactive state: proxies
 // around thousands of instances would cost more than the table itself.
-const data = { services: [], groups: [], expanded: {} };
+// expanded is a Map, not an object: a service named "__proto__" or
+// "constructor" would otherwise open expanded and never close.
+const data = { services: [], groups: [], expanded: new Map() };
 
 const OK = { ok: true, error: null, since: null, lastOk: null };
 
@@ -53,7 +55,8 @@ function dashboard() {
       table().addEventListener('click', function (e) {
         const button = e.target.closest('.expander');
         if (button) {
-          data.expanded[button.dataset.name] = !data.expanded[button.dataset.name];
+          const name = button.dataset.name;
+          data.expanded.set(name, data.expanded.get(name) !== true);
           self.render();
         }
       });
@@ -185,7 +188,7 @@ function dashboard() {
     },
     intervalLabel: intervalLabel,
     granularityLabel: granularityLabel,
-    icon(status) { return ICONS[status] || '?'; },
+    icon(status) { return ICONS[status] || '?'; }, // ICONS has no prototype
   };
 }
 

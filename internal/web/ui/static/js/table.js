@@ -5,19 +5,55 @@
 // evaluation, which costs seconds at thousands of rows. Rows are keyed by
 // service name and rebuilt only when what they show changed; canvases move
 // to the new row so their charts survive. All text goes in as text nodes.
+//
+// Consul's data is written by many hands, so no value from it may break a
+// row for the others: every keyed lookup is a Map or a prototype-free object
+// (a service may be named "__proto__"), text from Consul is bidi-isolated
+// (a right-to-left override in a node name must not reverse what follows),
+// and long values are ellipsised or broken inside their fixed-width column,
+// with the full value in a title or the instance's details.
 
 import { when } from './status.js';
+
+// dict is a lookup table without a prototype: a key read from the API
+// never finds Object.prototype's properties.
+export function dict(entries) {
+  return Object.freeze(Object.assign(Object.create(null), entries));
+}
 
 export const STATUS_ORDER = ['critical', 'warning', 'maintenance', 'unknown', 'passing'];
 // Higher is worse: a group shows its worst instance, and "problems first"
 // sorts by it. A service whose every instance has left comes last.
-const SEVERITY = { gone: -1, passing: 0, unknown: 1, maintenance: 2, warning: 3, critical: 4 };
-export const ICONS = { passing: '✔', warning: '▲', critical: '✖', maintenance: '⚙', unknown: '?', gone: '⏏' };
+const SEVERITY = dict({ gone: -1, passing: 0, unknown: 1, maintenance: 2, warning: 3, critical: 4 });
+export const ICONS = dict({ passing: '✔', warning: '▲', critical: '✖', maintenance: '⚙', unknown: '?', gone: '⏏' });
 
-// Only http and https URLs become links; the server already refuses
-// others, this keeps the page safe even if it did not.
-function safeURL(url) {
-  return typeof url === 'string' && /^https?:\/\//i.test(url) ? url : null;
+// At most this many tags are drawn in a row; the rest are counted, and
+// listed in the count's title.
+export const MAX_TAGS = 12;
+
+// Bidi and control characters, which make a host read as another.
+const BIDI_OR_CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
+// Only http and https URLs to a plain host become links: none with
+// credentials ("https://good.example@evil.example/" leads to evil.example),
+// a port outside 1-65535, an IPv6 zone, or a bidi or control character in
+// the host. The server already refuses them; this keeps the page safe even
+// if it did not.
+export function safeURL(url) {
+  if (typeof url !== 'string' || !/^https?:\/\//i.test(url)) return null;
+  // A browser reads a backslash as a slash, a server as part of the host:
+  // the authority is taken up to the first slash, '?' or '#' alone, so
+  // that "http://a.example\@b.example/" is refused for its '@'.
+  const authority = url.slice(url.indexOf('//') + 2).split(/[/?#]/)[0];
+  if (BIDI_OR_CONTROL.test(authority) || /[@%\\]/.test(authority)) return null;
+  let u;
+  try {
+    u = new URL(url); // throws on a port above 65535 and on a bad host
+  } catch (e) {
+    return null;
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password || !u.hostname || u.port === '0') return null;
+  return url;
 }
 
 // An instance id is "<node>/<service id>" with '/' and '%' escaped in each part.
@@ -98,7 +134,7 @@ export function visibleGroups(groups, filter, problemsFirst) {
 export function countStatuses(services) {
   const counts = { passing: 0, warning: 0, critical: 0, maintenance: 0, unknown: 0 };
   for (const s of services) {
-    if (s.current_status in counts) counts[s.current_status]++;
+    if (Object.hasOwn(counts, s.current_status)) counts[s.current_status]++;
   }
   return counts;
 }
@@ -122,13 +158,33 @@ function statusBadge(status) {
   ]);
 }
 
+// text is a value from Consul: isolated from the text around it, and cut
+// with an ellipsis at its column's edge, the full value in its title.
+function text(cls, value) {
+  return el('span', { class: cls + ' clip', dir: 'auto', title: value }, [value]);
+}
+
 function link(url) {
   const safe = safeURL(url);
-  return safe ? el('a', { href: safe, target: '_blank', rel: 'noopener noreferrer' }, [safe]) : null;
+  return safe ? el('a', { class: 'clip', dir: 'auto', href: safe, title: safe, target: '_blank', rel: 'noopener noreferrer' }, [safe]) : null;
 }
 
 function tagList(tags) {
-  return tags.map(function (t) { return el('span', { class: 'tag' }, [t]); });
+  const shown = tags.slice(0, MAX_TAGS).map(function (t) { return text('tag', t); });
+  if (tags.length > MAX_TAGS) {
+    const rest = tags.slice(MAX_TAGS);
+    shown.push(el('span', { class: 'muted more-tags', title: rest.join(', ') }, ['+' + rest.length + ' more']));
+  }
+  return shown;
+}
+
+// ids are an instance's node and service id in full, broken anywhere, in
+// its details: the row itself may show them cut.
+function ids(inst) {
+  return el('dl', { class: 'ids' }, [
+    el('dt', null, ['node']), el('dd', { dir: 'auto' }, [inst.node]),
+    el('dt', null, ['service id']), el('dd', { dir: 'auto' }, [inst.serviceId]),
+  ]);
 }
 
 function historyCanvas(key, name, reuse) {
@@ -144,12 +200,12 @@ function groupRow(g, reuse) {
         el('span', { 'aria-hidden': 'true' }, ['▸']),
       ]),
       ' ',
-      el('span', { class: 'name' }, [g.name]),
+      text('name', g.name),
       count || left ? el('span', { class: 'muted instances' }, [' ' + [count, left].filter(Boolean).join(', ')]) : null,
     ]),
-    el('td', { 'data-label': 'Status' }, [statusBadge(g.status)]),
+    el('td', { class: 'cell-status', 'data-label': 'Status' }, [statusBadge(g.status)]),
     el('td', { class: 'cell-url', 'data-label': 'URL' }, [link(g.url)]),
-    el('td', { 'data-label': 'Tags' }, tagList(g.tags)),
+    el('td', { class: 'cell-tags', 'data-label': 'Tags' }, tagList(g.tags)),
     el('td', { class: 'cell-history', 'data-label': '24h history' }, [historyCanvas('group:' + g.name, g.name, reuse)]),
   ]);
 }
@@ -158,23 +214,25 @@ function instanceRow(inst, reuse) {
   const checks = inst.checks.map(function (c) {
     return el('li', null, [
       statusBadge(c.status), ' ',
-      el('span', { class: 'check-name' }, [c.name || c.id]),
+      el('span', { class: 'check-name', dir: 'auto' }, [c.name || c.id]),
       c.node_check ? el('span', { class: 'muted' }, [' (node check)']) : null,
-      c.output ? el('pre', { class: 'output' }, [c.output]) : null,
+      c.output ? el('pre', { class: 'output', dir: 'auto' }, [c.output]) : null,
+      c.output_truncated ? el('span', { class: 'muted truncated' }, ['(output truncated)']) : null,
     ]);
   });
   return el('tr', { class: 'instance-row', 'data-instance': inst.id }, [
     el('td', { class: 'cell-name', 'data-label': 'Instance' }, [
-      el('span', { class: 'node' }, [inst.node]), ' ',
-      el('span', { class: 'muted' }, [inst.serviceId]),
+      text('node', inst.node), ' ',
+      text('sid muted', inst.serviceId),
       el('details', { class: 'checks' }, [
         el('summary', null, [inst.checks.length === 1 ? '1 check' : inst.checks.length + ' checks']),
+        ids(inst),
         el('ul', null, checks),
       ]),
     ]),
-    el('td', { 'data-label': 'Status' }, [statusBadge(inst.current_status)]),
-    el('td', { class: 'cell-url', 'data-label': 'URL' }, [link(inst.safe_url) || el('span', { class: 'muted' }, [inst.address])]),
-    el('td', { 'data-label': 'Tags' }, tagList(inst.tags)),
+    el('td', { class: 'cell-status', 'data-label': 'Status' }, [statusBadge(inst.current_status)]),
+    el('td', { class: 'cell-url', 'data-label': 'URL' }, [link(inst.safe_url) || text('address muted', inst.address)]),
+    el('td', { class: 'cell-tags', 'data-label': 'Tags' }, tagList(inst.tags)),
     el('td', { class: 'cell-history', 'data-label': '24h history' }, [historyCanvas('instance:' + inst.id, inst.id, reuse)]),
   ]);
 }
@@ -185,15 +243,15 @@ function goneRow(inst, reuse) {
   const left = when(inst.deregisteredAt);
   return el('tr', { class: 'instance-row gone-row', 'data-instance': inst.id, 'data-gone': 'true' }, [
     el('td', { class: 'cell-name', 'data-label': 'Instance' }, [
-      el('span', { class: 'node' }, [inst.node]), ' ',
-      el('span', { class: 'muted' }, [inst.serviceId]),
+      text('node', inst.node), ' ',
+      text('sid muted', inst.serviceId),
     ]),
-    el('td', { 'data-label': 'Status' }, [
+    el('td', { class: 'cell-status', 'data-label': 'Status' }, [
       statusBadge('gone'),
       left ? el('span', { class: 'muted gone-at' }, [' left ' + left]) : null,
     ]),
     el('td', { class: 'cell-url', 'data-label': 'URL' }),
-    el('td', { 'data-label': 'Tags' }),
+    el('td', { class: 'cell-tags', 'data-label': 'Tags' }),
     el('td', { class: 'cell-history', 'data-label': '24h history' }, [historyCanvas('instance:' + inst.id, inst.id + ' (gone)', reuse)]),
   ]);
 }
@@ -217,6 +275,7 @@ function instancesSignature(g) {
 
 const tableRows = new Map(); // service name -> {tbody, row, rowSig, instSig, instanceRows}
 
+// expanded is a Map from service name to true for the open groups.
 export function renderTable(table, groups, expanded) {
   let previous = table.tHead;
   const shown = new Set();
@@ -236,7 +295,7 @@ export function renderTable(table, groups, expanded) {
       entry.rowSig = rowSig;
       if (hadFocus) row.querySelector('.expander').focus();
     }
-    const open = !!expanded[g.name];
+    const open = expanded.get(g.name) === true;
     const button = entry.row.querySelector('.expander');
     if (button.getAttribute('aria-expanded') !== String(open)) {
       button.setAttribute('aria-expanded', String(open));
