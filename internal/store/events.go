@@ -145,8 +145,8 @@ func (s *Store) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 		return EventPage{}, err
 	}
 	defer tx.Rollback()
-	// The newest Limit+1 of all are among the newest Limit+1 of each kind;
-	// the one past Limit tells that there are more.
+	// The newest Limit+1 of all are among the newest Limit+1 of each
+	// query; the one past Limit tells that there are more.
 	events, err := checkEvents(ctx, tx, f, node, serviceID)
 	if err != nil {
 		return EventPage{}, err
@@ -209,15 +209,145 @@ func (q *eventQuery) timeAndKey(f EventFilter, source int, at, id string) {
 	}
 }
 
-// shownStatusSQL is health.ChangeOfCheck's status as shown, for the check
-// span s of check c: Consul's maintenance checks read as maintenance.
-const shownStatusSQL = `CASE WHEN s.status = '' THEN ''
-	WHEN c.check_id = '_node_maintenance' OR substr(c.check_id, 1, 21) = '_service_maintenance:' THEN 'maintenance'
-	ELSE s.status END`
+// maintenanceCheckSQL is health.Check.IsMaintenance for the check ID in
+// column: Consul's reserved IDs for maintenance mode.
+func maintenanceCheckSQL(column string) string {
+	return "(" + column + " = '_node_maintenance' OR substr(" + column + ", 1, 21) = '_service_maintenance:')"
+}
 
-// checkEventsQuery is the query for the check changes f selects, newest
-// first, one more than f.Limit.
-func checkEventsQuery(f EventFilter, node, serviceID string) (string, []any) {
+// perCheckMax is the most checks an instance or service filter reads one
+// by one. Each check's newest changes are then read from its own rows, so
+// that a quiet service in a busy fleet costs its own changes only; a
+// larger service is read from the index on time, where its changes are
+// common enough to be found soon.
+var perCheckMax = 256 // a variable so that tests take both ways
+
+// checkEvents reads the check changes f selects, at most f.Limit+1.
+func checkEvents(ctx context.Context, tx *sql.Tx, f EventFilter, node, serviceID string) ([]Event, error) {
+	if f.Instance != "" || f.Service != "" {
+		checks, err := filteredChecks(ctx, tx, f, node, serviceID)
+		if err != nil {
+			return nil, err
+		}
+		if len(checks) <= perCheckMax {
+			var out []Event
+			for _, c := range checks {
+				query, args, ok := oneCheckEventsQuery(f, c)
+				if !ok {
+					continue
+				}
+				part, err := scanCheckEvents(ctx, tx, query, args)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, part...)
+			}
+			return out, nil
+		}
+	}
+	// A status filter is a query per status, each read from an index in
+	// time order, so that a rare status costs no more than a common one.
+	statuses := f.Statuses
+	if len(statuses) == 0 {
+		statuses = []health.Status{""}
+	}
+	var out []Event
+	for _, st := range statuses {
+		query, args := checkEventsQuery(f, st, node, serviceID)
+		part, err := scanCheckEvents(ctx, tx, query, args)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, part...)
+	}
+	return out, nil
+}
+
+type filteredCheck struct {
+	id      int64
+	checkID string
+}
+
+// filteredChecks are the checks an instance or service filter selects:
+// the instances' own and their nodes'.
+func filteredChecks(ctx context.Context, tx *sql.Tx, f EventFilter, node, serviceID string) ([]filteredCheck, error) {
+	// From the instances' side, so that the indexes on names and on
+	// (node, service_id) find them without reading every check.
+	query := `SELECT c.id, c.check_id FROM instances i JOIN checks c ON c.node = i.node AND c.service_id = i.service_id WHERE %[1]s
+		UNION SELECT c.id, c.check_id FROM checks c WHERE c.service_id = '' AND c.node IN (SELECT node FROM instances i WHERE %[1]s)`
+	var q eventQuery
+	if f.Instance != "" {
+		q.add("i.node = ? AND i.service_id = ?", node, serviceID)
+	}
+	if f.Service != "" {
+		q.add("i.name = ?", f.Service)
+	}
+	cond := strings.Join(q.where, " AND ")
+	rows, err := tx.QueryContext(ctx, `SELECT id, check_id FROM (`+fmt.Sprintf(query, cond)+`) LIMIT ?`, append(append(q.args, q.args...), perCheckMax+1)...)
+	if err != nil {
+		return nil, fmt.Errorf("store: checks of the filter: %w", err)
+	}
+	defer rows.Close()
+	var out []filteredCheck
+	for rows.Next() {
+		var c filteredCheck
+		if err := rows.Scan(&c.id, &c.checkID); err != nil {
+			return nil, fmt.Errorf("store: checks of the filter: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+const checkEventsSelect = `
+		SELECT s.at_ms, s.check_id, c.node, c.service_id, coalesce(i.name, ''), c.check_id, c.name,
+			s.from_status, s.status, s.output, s.output_truncated
+		FROM check_spans s
+		JOIN checks c ON c.id = s.check_id
+		LEFT JOIN instances i ON i.node = c.node AND i.service_id = c.service_id AND c.service_id != ''
+		`
+
+const checkEventsOrder = `
+		ORDER BY s.at_ms DESC, s.check_id DESC
+		LIMIT ?`
+
+// oneCheckEventsQuery is the query for c's changes that f selects
+// (f's instance or service filter includes c), newest first, one more
+// than f.Limit; ok is false when f's statuses rule them all out.
+func oneCheckEventsQuery(f EventFilter, c filteredCheck) (query string, args []any, ok bool) {
+	var q eventQuery
+	q.add("s.check_id = ?", c.id)
+	q.timeAndKey(f, sourceCheck, "s.at_ms", "s.check_id")
+	q.add("s.from_status != s.status")
+	if len(f.Statuses) > 0 {
+		// The shown status (health.ChangeOfCheck) depends on the check
+		// alone, so it is settled here: a maintenance check's changes
+		// to any status show as maintenance.
+		if (health.Check{CheckID: c.checkID}).IsMaintenance() {
+			if !slices.Contains(f.Statuses, health.Maintenance) {
+				return "", nil, false
+			}
+			q.add("s.status != ''")
+		} else {
+			var stored []any
+			for _, st := range f.Statuses {
+				if st != health.Maintenance {
+					stored = append(stored, string(st))
+				}
+			}
+			if len(stored) == 0 {
+				return "", nil, false
+			}
+			q.add("s.status IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(stored)), ", ")+")", stored...)
+		}
+	}
+	return checkEventsSelect + q.sql() + checkEventsOrder, append(q.args, f.Limit+1), true
+}
+
+// checkEventsQuery is the query for the check changes f selects that go to
+// status (as health.ChangeOfCheck shows it; "" for any), newest first, one
+// more than f.Limit, read from the index on time.
+func checkEventsQuery(f EventFilter, status health.Status, node, serviceID string) (string, []any) {
 	var q eventQuery
 	q.timeAndKey(f, sourceCheck, "s.at_ms", "s.check_id")
 	// A row that changes nothing is no event; none is written so, but
@@ -229,22 +359,19 @@ func checkEventsQuery(f EventFilter, node, serviceID string) (string, []any) {
 	if f.Service != "" {
 		q.add("(i.name = ? OR (c.service_id = '' AND c.node IN (SELECT node FROM instances WHERE name = ?)))", f.Service, f.Service)
 	}
-	if len(f.Statuses) > 0 {
-		q.add(shownStatusSQL+" IN ("+placeholders(len(f.Statuses))+")", statusArgs(f.Statuses)...)
+	switch status {
+	case "":
+	case health.Maintenance:
+		// Consul stores maintenance as a critical check with a reserved
+		// ID, and there are few: they are found first, then their changes.
+		q.add("s.status != '' AND s.check_id IN (SELECT id FROM checks WHERE " + maintenanceCheckSQL("check_id") + ")")
+	default:
+		q.add("s.status = ? AND NOT "+maintenanceCheckSQL("c.check_id"), string(status))
 	}
-	return `
-		SELECT s.at_ms, s.check_id, c.node, c.service_id, coalesce(i.name, ''), c.check_id, c.name,
-			s.from_status, s.status, s.output, s.output_truncated
-		FROM check_spans s
-		JOIN checks c ON c.id = s.check_id
-		LEFT JOIN instances i ON i.node = c.node AND i.service_id = c.service_id AND c.service_id != ''
-		` + q.sql() + `
-		ORDER BY s.at_ms DESC, s.check_id DESC
-		LIMIT ?`, append(q.args, f.Limit+1)
+	return checkEventsSelect + q.sql() + checkEventsOrder, append(q.args, f.Limit+1)
 }
 
-func checkEvents(ctx context.Context, tx *sql.Tx, f EventFilter, node, serviceID string) ([]Event, error) {
-	query, args := checkEventsQuery(f, node, serviceID)
+func scanCheckEvents(ctx context.Context, tx *sql.Tx, query string, args []any) ([]Event, error) {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: check events: %w", err)
@@ -304,16 +431,4 @@ func registrationEvents(ctx context.Context, tx *sql.Tx, f EventFilter, node, se
 		out = append(out, e)
 	}
 	return out, rows.Err()
-}
-
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
-}
-
-func statusArgs(statuses []health.Status) []any {
-	out := make([]any, len(statuses))
-	for i, s := range statuses {
-		out[i] = string(s)
-	}
-	return out
 }

@@ -41,6 +41,8 @@ func fillEventsFleet(b *testing.B, s *Store, end time.Time) (spans int) {
 			INSERT INTO instances (id, node, service_id, name, address, port, tags, meta, registered)
 			SELECT i + 1, 'node-' || (i / ?2), 'inst-' || i, 'service-' || (i % ?3), '10.0.0.1', 8080, '[]', '{}', 1 FROM n`,
 			[]any{instances, benchPerNode, benchServices}},
+		// One service of a single instance, among the 13 large ones.
+		{`UPDATE instances SET name = 'rare' WHERE id = 5000`, nil},
 		{`INSERT INTO registrations (instance_id, at_ms, registered) SELECT id, ?, 1 FROM instances`, []any{start.UnixMilli()}},
 		// A service check per instance, with the instance's row id; then a
 		// node check per node.
@@ -64,6 +66,16 @@ func fillEventsFleet(b *testing.B, s *Store, end time.Time) (spans int) {
 			[]any{start.UnixMilli(), period, perCheck}},
 		{`INSERT INTO check_spans (check_id, at_ms, status, from_status, output)
 			SELECT id, ?, 'passing', '', 'Agent alive and reachable' FROM checks WHERE service_id = ''`, []any{start.UnixMilli()}},
+		// Every 100th instance enters maintenance every three days, for 36 h.
+		{`INSERT INTO checks (node, check_id, service_id, name, status, output)
+			SELECT node, '_service_maintenance:' || service_id, service_id, 'Service Maintenance Mode', '', '' FROM instances WHERE id % 100 = 0`, nil},
+		{`WITH RECURSIVE k(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM k WHERE j < ?2 - 1)
+			INSERT INTO check_spans (check_id, at_ms, status, from_status, output)
+			SELECT c.id, ?1 + k.j * 36 * 3600000 + (c.id * 7919) % 3600000,
+				CASE k.j % 2 WHEN 0 THEN 'critical' ELSE '' END, CASE k.j % 2 WHEN 0 THEN '' ELSE 'critical' END,
+				CASE k.j % 2 WHEN 0 THEN 'upgrading' ELSE '' END
+			FROM checks c, k WHERE c.check_id LIKE '\_service\_maintenance:%' ESCAPE '\'`,
+			[]any{start.UnixMilli(), benchDays * 24 / 36}},
 		{`INSERT INTO observations (start_ms, end_ms) VALUES (?, ?)`, []any{start.UnixMilli(), end.UnixMilli()}},
 	} {
 		if _, err := s.writer.ExecContext(ctx, q.sql, q.args...); err != nil {
@@ -90,8 +102,12 @@ func BenchmarkEvents(b *testing.B) {
 	}{
 		{"newest", EventFilter{}},
 		{"service", EventFilter{Service: "service-7"}},
+		{"rare-service", EventFilter{Service: "rare"}},
+		{"rare-service-to-critical", EventFilter{Service: "rare", Statuses: []health.Status{health.Critical}}},
 		{"instance", EventFilter{Instance: "node-500/inst-5005"}},
 		{"to-critical", EventFilter{Statuses: []health.Status{health.Critical}}},
+		{"to-warning-or-critical", EventFilter{Statuses: []health.Status{health.Warning, health.Critical}}},
+		{"to-maintenance", EventFilter{Statuses: []health.Status{health.Maintenance}}},
 		{"last-day-of-a-service", EventFilter{Service: "service-7", Since: end.Add(-24 * time.Hour)}},
 		{"15-days-back-by-cursor", EventFilter{After: &middle}},
 		{"instance-15-days-back", EventFilter{Instance: "node-500/inst-5005", After: &middle}},
@@ -130,9 +146,36 @@ func BenchmarkEvents(b *testing.B) {
 func queryPlans(b *testing.B, s *Store, f EventFilter) string {
 	b.Helper()
 	node, serviceID, _ := health.ParseInstanceID(f.Instance)
+	statuses := f.Statuses
+	if len(statuses) == 0 {
+		statuses = []health.Status{""}
+	}
+	var queries []func() (string, []any)
+	for _, st := range statuses {
+		queries = append(queries, func() (string, []any) { return checkEventsQuery(f, st, node, serviceID) })
+	}
+	if len(f.Statuses) == 0 {
+		queries = append(queries, func() (string, []any) { return registrationEventsQuery(f, node, serviceID) })
+	}
 	var out strings.Builder
-	for _, build := range []func(EventFilter, string, string) (string, []any){checkEventsQuery, registrationEventsQuery} {
-		query, args := build(f, node, serviceID)
+	if f.Instance != "" || f.Service != "" {
+		tx, err := s.reader.Begin()
+		if err != nil {
+			b.Fatal(err)
+		}
+		checks, err := filteredChecks(context.Background(), tx, f, node, serviceID)
+		tx.Rollback()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(checks) <= perCheckMax {
+			fmt.Fprintf(&out, " %d checks, each read by itself, as:", len(checks))
+			queries[0] = func() (string, []any) { q, a, _ := oneCheckEventsQuery(f, checks[0]); return q, a }
+			queries = append(queries[:1], queries[len(queries)-1])
+		}
+	}
+	for _, build := range queries {
+		query, args := build()
 		rows, err := s.reader.Query("EXPLAIN QUERY PLAN "+query, args...)
 		if err != nil {
 			b.Fatal(err)

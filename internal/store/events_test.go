@@ -107,7 +107,21 @@ func pick(idx ...int) []string {
 	return out
 }
 
-func TestEventsFilters(t *testing.T) {
+// bothWays runs a test with instance and service filters read check by
+// check, and read from the index on time as for a large service.
+func bothWays(t *testing.T, test func(t *testing.T)) {
+	t.Run("check by check", test)
+	t.Run("by time", func(t *testing.T) {
+		saved := perCheckMax
+		perCheckMax = 0
+		defer func() { perCheckMax = saved }()
+		test(t)
+	})
+}
+
+func TestEventsFilters(t *testing.T) { bothWays(t, testEventsFilters) }
+
+func testEventsFilters(t *testing.T) {
 	s := eventsFleet(t)
 	for _, tc := range []struct {
 		name string
@@ -133,6 +147,9 @@ func TestEventsFilters(t *testing.T) {
 		{"since and until", EventFilter{Since: t0.Add(2 * time.Minute), Until: t0.Add(4 * time.Minute)}, pick(3, 4, 5)},
 		{"until excludes its own moment", EventFilter{Until: t0.Add(time.Minute)}, allEvents[7:]},
 		{"since includes its own moment", EventFilter{Since: t0.Add(4 * time.Minute)}, allEvents[:3]},
+		{"instance to maintenance", EventFilter{Instance: "n1/web-1", Statuses: []health.Status{health.Maintenance}}, pick(5)},
+		{"instance to warning", EventFilter{Instance: "n1/web-1", Statuses: []health.Status{health.Warning}}, nil},
+		{"service to critical or maintenance", EventFilter{Service: "web", Statuses: []health.Status{health.Critical, health.Maintenance}}, pick(5, 6)},
 		{"filters together", EventFilter{Service: "web", Statuses: []health.Status{health.Passing}, Since: t0.Add(time.Minute)}, pick(2)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,7 +184,9 @@ func collect(t *testing.T, s *Store, f EventFilter, limit int) (lines []string, 
 	return nil, nil
 }
 
-func TestEventsPaging(t *testing.T) {
+func TestEventsPaging(t *testing.T) { bothWays(t, testEventsPaging) }
+
+func testEventsPaging(t *testing.T) {
 	s := eventsFleet(t)
 	for _, tc := range []struct {
 		name  string

@@ -16,6 +16,8 @@ UPDATE check_spans SET from_status = coalesce((
 -- Events are listed newest first across all checks and instances; these
 -- let a page of them be read from the newest end without a sort.
 CREATE INDEX check_spans_by_time ON check_spans (at_ms);
+-- The same for the changes to one status, however rare.
+CREATE INDEX check_spans_by_status ON check_spans (status, at_ms);
 CREATE INDEX registrations_by_time ON registrations (at_ms);
 -- The service filter finds the nodes a service runs on.
 CREATE INDEX instances_by_name ON instances (name);
