@@ -125,9 +125,10 @@ type EventPage struct {
 	Next   *EventKey
 }
 
-// Events lists the recorded events that f selects, newest first. It reads
-// from the newest end of an index on time, so that a page costs about its
-// own length, not the history's.
+// Events lists the recorded events that f selects, newest first. Each
+// query reads from the newest end of an index (on time, on status and
+// time, or a check's own rows), so that a page costs about its own length,
+// not the history's.
 func (s *Store) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 	if f.Limit < 1 {
 		return EventPage{}, fmt.Errorf("store: events: limit %d", f.Limit)
@@ -139,7 +140,7 @@ func (s *Store) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 			return EventPage{}, nil
 		}
 	}
-	// One read transaction, so that both kinds come from the same moment.
+	// One read transaction, so that all queries see the same moment.
 	tx, err := s.reader.BeginTx(ctx, nil)
 	if err != nil {
 		return EventPage{}, err

@@ -33,9 +33,10 @@ type Store interface {
 	HistoryEnd(now time.Time) time.Time
 	Recording(ctx context.Context, id string, from, until time.Time) (health.Recording, error)
 	Recordings(ctx context.Context, from, until time.Time) (map[string]store.InstanceRecording, error)
-	Events(ctx context.Context, f store.EventFilter) (store.EventPage, error)
 	// ProbeWrite proves that the database takes writes now.
 	ProbeWrite(ctx context.Context) error
+	// Events are recorded changes, newest first, a page at a time.
+	Events(ctx context.Context, f store.EventFilter) (store.EventPage, error)
 }
 
 // Watcher reports on the background watcher.
