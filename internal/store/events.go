@@ -159,7 +159,7 @@ func (s *Store) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 		}
 		events = append(events, regs...)
 	}
-	slices.SortFunc(events, func(a, b Event) int { return compareKeys(b.Key, a.Key) })
+	events = keepNewest(events, f.Limit+1)
 	var page EventPage
 	if len(events) > f.Limit {
 		events = events[:f.Limit]
@@ -167,6 +167,16 @@ func (s *Store) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 	}
 	page.Events = events
 	return page, nil
+}
+
+// keepNewest sorts events newest first and keeps n of them.
+func keepNewest(events []Event, n int) []Event {
+	slices.SortFunc(events, func(a, b Event) int { return compareKeys(b.Key, a.Key) })
+	if len(events) > n {
+		clear(events[n:]) // the outputs left behind are not held
+		events = events[:n]
+	}
+	return events
 }
 
 // eventQuery gathers the conditions of one kind's query.
@@ -223,7 +233,7 @@ func maintenanceCheckSQL(column string) string {
 // common enough to be found soon.
 var perCheckMax = 256 // a variable so that tests take both ways
 
-// checkEvents reads the check changes f selects, at most f.Limit+1.
+// checkEvents returns the newest f.Limit+1 check changes f selects.
 func checkEvents(ctx context.Context, tx *sql.Tx, f EventFilter, node, serviceID string) ([]Event, error) {
 	if f.Instance != "" || f.Service != "" {
 		checks, err := filteredChecks(ctx, tx, f, node, serviceID)
@@ -241,7 +251,9 @@ func checkEvents(ctx context.Context, tx *sql.Tx, f EventFilter, node, serviceID
 				if err != nil {
 					return nil, err
 				}
-				out = append(out, part...)
+				// Kept to a page as it goes: 256 checks' pages of
+				// outputs would be a lot to hold.
+				out = keepNewest(append(out, part...), f.Limit+1)
 			}
 			return out, nil
 		}
@@ -259,7 +271,7 @@ func checkEvents(ctx context.Context, tx *sql.Tx, f EventFilter, node, serviceID
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, part...)
+		out = keepNewest(append(out, part...), f.Limit+1)
 	}
 	return out, nil
 }
