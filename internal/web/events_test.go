@@ -29,6 +29,11 @@ import (
 //	12:03 web-1 recovers; db-1 leaves maintenance
 //	12:04 db-1 leaves the catalog, with its check
 func newEventsServer(t *testing.T) *httptest.Server {
+	ts, _ := newEventsServerAndStore(t)
+	return ts
+}
+
+func newEventsServerAndStore(t *testing.T) (*httptest.Server, *store.Store) {
 	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "h.db"))
 	if err != nil {
@@ -65,7 +70,7 @@ func newEventsServer(t *testing.T) *httptest.Server {
 	srv.Now = func() time.Time { return pollTime.Add(5 * time.Minute) }
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	return ts
+	return ts, st
 }
 
 func getEvents(t *testing.T, ts *httptest.Server, query string) (int, []byte) {
@@ -145,7 +150,12 @@ func decodeAny(t *testing.T, s string) map[string]any {
 // "15:04 kind check from>to" and the page sizes.
 func pageThrough(t *testing.T, ts *httptest.Server, query string) (lines []string, sizes []int) {
 	t.Helper()
-	cursor := ""
+	return pageThroughFrom(t, ts, query, "")
+}
+
+// pageThroughFrom is pageThrough from cursor on.
+func pageThroughFrom(t *testing.T, ts *httptest.Server, query, cursor string) (lines []string, sizes []int) {
+	t.Helper()
 	for range 50 {
 		q := query
 		if cursor != "" {
@@ -244,6 +254,52 @@ func TestEventsFiltersAndPaging(t *testing.T) {
 				t.Errorf("page sizes %v, want %v", sizes, tc.sizes)
 			}
 		})
+	}
+}
+
+// A client paging while changes are recorded gets the rest of the listing
+// it began, neither repeated nor skipped; a new listing starts with them.
+func TestEventsCursorOverNewChanges(t *testing.T) {
+	ts, st := newEventsServerAndStore(t)
+	_, body := getEvents(t, ts, "?limit=4")
+	var first struct {
+		Next string `json:"next"`
+	}
+	if err := json.Unmarshal(body, &first); err != nil || first.Next == "" {
+		t.Fatalf("first page %s: %v", body, err)
+	}
+	// 12:05: web-1 fails again; a new instance registers.
+	if _, err := st.Record(context.Background(), pollTime.Add(5*time.Minute), health.Snapshot{
+		Instances: []health.Instance{{Node: "n1", ServiceID: "web-1", Name: "web"}, {Node: "n2", ServiceID: "web-2", Name: "web"}},
+		Checks: []health.Check{
+			{Node: "n1", CheckID: "serfHealth", Name: "Serf", Status: health.Passing, Output: "Agent alive"},
+			{Node: "n1", CheckID: "service:web-1", ServiceID: "web-1", Name: "http", Status: health.Warning, Output: "slow"},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rest, sizes := pageThroughFrom(t, ts, "?limit=4", first.Next)
+	want := []string{
+		"12:02 check_added n1/db-1 _service_maintenance:db-1 ->maintenance",
+		"12:01 status n1/web-1 service:web-1 passing>critical",
+		"12:00 check_added n1/db-1 service:db-1 ->passing",
+		"12:00 check_added n1/web-1 service:web-1 ->passing",
+		"12:00 check_added - serfHealth ->passing",
+		"12:00 registered n1/db-1 - ->-",
+		"12:00 registered n1/web-1 - ->-",
+	}
+	if !slices.Equal(rest, want) || !slices.Equal(sizes, []int{4, 3}) {
+		t.Errorf("the rest (pages %v):\n%s\nwant:\n%s", sizes, strings.Join(rest, "\n"), strings.Join(want, "\n"))
+	}
+	fresh, _ := pageThrough(t, ts, "?since=2026-11-24T12:04:00Z")
+	want = []string{
+		"12:05 status n1/web-1 service:web-1 passing>warning",
+		"12:05 registered n2/web-2 - ->-",
+		"12:04 check_removed n1/db-1 service:db-1 passing>-",
+		"12:04 deregistered n1/db-1 - ->-",
+	}
+	if !slices.Equal(fresh, want) {
+		t.Errorf("a new listing:\n%s\nwant:\n%s", strings.Join(fresh, "\n"), strings.Join(want, "\n"))
 	}
 }
 
