@@ -200,11 +200,12 @@ func (q *eventQuery) sql() string {
 // timeAndKey adds the time bounds and the cursor for one kind of event:
 // source, whose time and row columns are at and id.
 func (q *eventQuery) timeAndKey(f EventFilter, source int, at, id string) {
+	// Times are whole milliseconds: a bound between two is the next.
 	if !f.Since.IsZero() {
-		q.add(at+" >= ?", f.Since.UnixMilli())
+		q.add(at+" >= ?", ceilMillis(f.Since))
 	}
 	if !f.Until.IsZero() {
-		q.add(at+" < ?", f.Until.UnixMilli())
+		q.add(at+" < ?", ceilMillis(f.Until))
 	}
 	if k := f.After; k != nil {
 		switch {
@@ -218,6 +219,14 @@ func (q *eventQuery) timeAndKey(f EventFilter, source int, at, id string) {
 			q.add(at+" <= ?", k.AtMs)
 		}
 	}
+}
+
+func ceilMillis(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if t.After(time.UnixMilli(ms)) {
+		ms++
+	}
+	return ms
 }
 
 // maintenanceCheckSQL is health.Check.IsMaintenance for the check ID in

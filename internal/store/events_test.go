@@ -146,6 +146,9 @@ func testEventsFilters(t *testing.T) {
 		// since ≤ at < until.
 		{"since and until", EventFilter{Since: t0.Add(2 * time.Minute), Until: t0.Add(4 * time.Minute)}, pick(3, 4, 5)},
 		{"until excludes its own moment", EventFilter{Until: t0.Add(time.Minute)}, allEvents[7:]},
+		// A bound between two milliseconds is the later one.
+		{"since a nanosecond after", EventFilter{Since: t0.Add(4*time.Minute + time.Nanosecond)}, allEvents[:1]},
+		{"until a nanosecond after", EventFilter{Until: t0.Add(time.Nanosecond)}, allEvents[7:]},
 		{"since includes its own moment", EventFilter{Since: t0.Add(4 * time.Minute)}, allEvents[:3]},
 		{"instance to maintenance", EventFilter{Instance: "n1/web-1", Statuses: []health.Status{health.Maintenance}}, pick(5)},
 		{"instance to warning", EventFilter{Instance: "n1/web-1", Statuses: []health.Status{health.Warning}}, nil},
