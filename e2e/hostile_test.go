@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -266,7 +267,12 @@ func TestHostilePage(t *testing.T) {
 	})
 
 	b.run(t, chromedp.Evaluate(`window.scrollTo(0, 0)`, nil))
-	screenshot(t, b, "hostile.png")
+	// The hostile screenshots are for people looking at the page, not a
+	// check: taken only on request, since a capture of this page has hung
+	// Chromium under load.
+	if os.Getenv("UPDATE_SCREENSHOTS") == "1" {
+		screenshot(t, b, "hostile.png")
+	}
 
 	t.Run("at phone width no row is wider than the screen", func(t *testing.T) {
 		b.run(t, emulation.SetDeviceMetricsOverride(390, 844, 2, true))
@@ -276,7 +282,9 @@ func TestHostilePage(t *testing.T) {
 		if overflow > 0 {
 			t.Errorf("the page is %.0f px wider than a phone", overflow)
 		}
-		screenshot(t, b, "hostile-phone.png")
+		if os.Getenv("UPDATE_SCREENSHOTS") == "1" {
+			screenshot(t, b, "hostile-phone.png")
+		}
 	})
 
 	t.Run("node checks from the nodes map and cut outputs are shown", func(t *testing.T) {

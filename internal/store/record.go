@@ -302,7 +302,7 @@ func (s *Store) apply(ctx context.Context, atMs int64, c Changes) (Written, erro
 		}
 		for k, old := range s.checks {
 			if old.seen != gen {
-				if err := w.removeCheck(old.id); err != nil {
+				if err := w.removeCheck(old); err != nil {
 					return Written{}, err
 				}
 				pending.goneChecks = append(pending.goneChecks, k)
@@ -445,7 +445,11 @@ func (w *txWriter) saveCheck(c health.Check, old *storedCheck) (int64, error) {
 	}
 	w.written.Catalog++
 	if !known || old.Status != c.Status {
-		if err := w.span(id, c.Status); err != nil {
+		var from health.Status
+		if known {
+			from = old.Status
+		}
+		if err := w.span(id, from, c.Status, c.Output, c.OutputTruncated); err != nil {
 			return 0, err
 		}
 	}
@@ -453,25 +457,32 @@ func (w *txWriter) saveCheck(c health.Check, old *storedCheck) (int64, error) {
 }
 
 // removeCheck marks a check gone. Its row stays while its spans are
-// history, but its output goes: no span needs it, and a removed check's
-// output is not shown again, so keeping it would only fill the disk.
-func (w *txWriter) removeCheck(id int64) error {
-	if _, err := w.tx.ExecContext(w.ctx, `UPDATE checks SET status = '', output = '', output_truncated = 0 WHERE id = ?`, id); err != nil {
-		return fmt.Errorf("remove check %d: %w", id, err)
+// history, but its output goes: a removed check's current output is not
+// shown again (each span keeps the output at its own change), so keeping
+// it would only fill the disk.
+func (w *txWriter) removeCheck(old *storedCheck) error {
+	if _, err := w.tx.ExecContext(w.ctx, `UPDATE checks SET status = '', output = '', output_truncated = 0 WHERE id = ?`, old.id); err != nil {
+		return fmt.Errorf("remove check %d: %w", old.id, err)
 	}
 	w.written.Catalog++
-	return w.span(id, "")
+	return w.span(old.id, old.Status, "", "", false)
 }
 
-func (w *txWriter) span(checkID int64, status health.Status) error {
+// span writes a check's status change from one status to another ("" for
+// none), with the check's output at the change (truncated when it was cut
+// when read), which the row keeps as an event whatever retention later
+// deletes before it.
+func (w *txWriter) span(checkID int64, from, to health.Status, output string, truncated bool) error {
+	output, cut := health.EventOutput(output)
+	cut = cut || truncated
 	// As for registrations: a second change in the same millisecond goes
 	// one millisecond later.
 	var at int64
 	if err := w.tx.QueryRowContext(w.ctx, `
-		INSERT INTO check_spans (check_id, at_ms, status)
-		VALUES (?1, max(?2, coalesce((SELECT max(at_ms) + 1 FROM check_spans WHERE check_id = ?1), ?2)), ?3)
+		INSERT INTO check_spans (check_id, at_ms, status, from_status, output, output_truncated)
+		VALUES (?1, max(?2, coalesce((SELECT max(at_ms) + 1 FROM check_spans WHERE check_id = ?1), ?2)), ?3, ?4, ?5, ?6)
 		RETURNING at_ms`,
-		checkID, w.atMs, string(status)).Scan(&at); err != nil {
+		checkID, w.atMs, string(to), string(from), output, cut).Scan(&at); err != nil {
 		return fmt.Errorf("span of check %d: %w", checkID, err)
 	}
 	w.newestMs = max(w.newestMs, at)

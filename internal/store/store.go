@@ -227,11 +227,18 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	sort.Strings(names)
+	seen := map[int]string{}
 	for _, name := range names {
 		version, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])
 		if err != nil {
 			return fmt.Errorf("store: migration %s has no version number", name)
 		}
+		// Two files with one number would make the second one silently
+		// skipped wherever the first was applied.
+		if other, dup := seen[version]; dup {
+			return fmt.Errorf("store: migrations %s and %s share version %d", other, name, version)
+		}
+		seen[version] = name
 		if err := s.applyMigration(ctx, name, version); err != nil {
 			return fmt.Errorf("store: migration %s: %w", name, err)
 		}

@@ -38,6 +38,8 @@ type Store interface {
 	Incidents(ctx context.Context, now time.Time) (*store.Incidents, error)
 	// ProbeWrite proves that the database takes writes now.
 	ProbeWrite(ctx context.Context) error
+	// Events are recorded changes, newest first, a page at a time.
+	Events(ctx context.Context, f store.EventFilter) (store.EventPage, error)
 }
 
 // Watcher reports on the background watcher.
@@ -82,6 +84,7 @@ func New(st Store, w Watcher, signingKey []byte, log *slog.Logger) *Server {
 	s.mux.Handle("GET /api/services", s.jsonAPI(s.listServices))
 	s.mux.Handle("GET /api/services/{id}/history", s.jsonAPI(s.serviceHistory))
 	s.mux.Handle("GET /api/history", s.jsonAPI(s.allHistory))
+	s.mux.Handle("GET /api/events", s.jsonAPI(s.listEvents))
 	s.mux.Handle("GET /api/config", s.jsonAPI(s.getConfig))
 	s.mux.Handle("POST /api/config", s.jsonAPI(s.postConfig))
 	s.mux.Handle("GET /healthz", s.jsonAPI(s.healthz))
