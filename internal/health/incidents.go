@@ -110,7 +110,7 @@ func InstanceIncident(rec Recording, from, until time.Time) Incident {
 	tl := statusTimeline(rec.Checks, from, until)
 	inc := Incident{Status: tl[len(tl)-1].Status}
 	last := tl[len(tl)-1]
-	if reg := rec.Registered; len(tl) == 1 && last.Status == Unknown && len(reg) > 0 && reg[len(reg)-1].Start.After(from) {
+	if reg := intersect(rec.Registered, []Period{{from, until}}); len(tl) == 1 && last.Status == Unknown && len(reg) > 0 && reg[len(reg)-1].Start.After(from) {
 		// Never checked: unknown since it was registered.
 		last.At = reg[len(reg)-1].Start
 	}
@@ -145,26 +145,56 @@ func firstAppearance(checks [][]Step, t time.Time) bool {
 }
 
 // statusTimeline is the instance's status from from to until: its first
-// step is at from, and each next one is a change.
+// step is at from, and each next one is a change. It walks the checks'
+// sorted timelines together, so the cost follows their steps.
 func statusTimeline(checks [][]Step, from, until time.Time) []Step {
-	times := []time.Time{from}
-	for _, steps := range checks {
-		for _, s := range steps {
-			if s.At.After(from) && !s.At.After(until) {
-				times = append(times, s.At)
+	// idx[c] is the step of check c in force at the moment reached, -1
+	// before its first.
+	idx := make([]int, len(checks))
+	for c, steps := range checks {
+		idx[c] = sort.Search(len(steps), func(i int) bool { return steps[i].At.After(from) }) - 1
+	}
+	current := func() Status {
+		worst, present := Passing, false
+		for c, steps := range checks {
+			if idx[c] < 0 || steps[idx[c]].Status == "" {
+				continue
+			}
+			present = true
+			s := steps[idx[c]].Status
+			if s == Maintenance {
+				return Maintenance
+			}
+			if s.severity() > worst.severity() {
+				worst = s
 			}
 		}
+		if !present {
+			return Unknown
+		}
+		return worst
 	}
-	slices.SortFunc(times, time.Time.Compare)
-	times = slices.CompactFunc(times, time.Time.Equal)
-	var tl []Step
-	for _, t := range times {
-		st := statusAt(checks, t)
-		if len(tl) == 0 || tl[len(tl)-1].Status != st {
-			tl = append(tl, Step{At: t, Status: st})
+	tl := []Step{{At: from, Status: current()}}
+	for {
+		var next time.Time
+		found := false
+		for c, steps := range checks {
+			if i := idx[c] + 1; i < len(steps) && (!found || steps[i].At.Before(next)) {
+				next, found = steps[i].At, true
+			}
+		}
+		if !found || next.After(until) {
+			return tl
+		}
+		for c, steps := range checks {
+			for idx[c]+1 < len(steps) && steps[idx[c]+1].At.Equal(next) {
+				idx[c]++
+			}
+		}
+		if st := current(); st != tl[len(tl)-1].Status {
+			tl = append(tl, Step{At: next, Status: st})
 		}
 	}
-	return tl
 }
 
 // statusAt is the instance status at t, as InstanceStatus ranks it, from

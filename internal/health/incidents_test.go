@@ -1,6 +1,7 @@
 package health
 
 import (
+	"sort"
 	"testing"
 	"time"
 )
@@ -209,6 +210,20 @@ func FuzzIncident(f *testing.F) {
 		}
 		if !inc.Since.IsZero() && (!inc.Since.After(from) || inc.Since.After(until)) {
 			t.Fatalf("since %v outside the history", inc.Since)
+		}
+		// The timeline agrees with the status computed at every step.
+		checks := normalise(rec).Checks
+		tl := statusTimeline(checks, from, until)
+		for _, steps := range append(checks, []Step{{At: from}}) {
+			for _, st := range steps {
+				if st.At.Before(from) || st.At.After(until) {
+					continue
+				}
+				i := sort.Search(len(tl), func(i int) bool { return tl[i].At.After(st.At) }) - 1
+				if want := statusAt(checks, st.At); tl[i].Status != want {
+					t.Fatalf("timeline %v says %s at %v, want %s", tl, tl[i].Status, st.At, want)
+				}
+			}
 		}
 		reg := normalisePeriods(rec.Registered)
 		for i, w := range UptimeWindows {
