@@ -25,8 +25,15 @@ func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// Consul does not label its JSON answers (Go's server sniffs them as
 	// text/plain), so every successful answer is filtered; error bodies are
 	// text that the client reads as such.
-	if err != nil || resp.Body == nil || resp.StatusCode/100 != 2 {
+	if err != nil || resp.Body == nil {
 		return resp, err
+	}
+	if resp.StatusCode/100 != 2 {
+		// The API client reads a whole error body into memory and keeps it
+		// in the error; a proxy's error page can be of any size, and only
+		// MaxErrorLength of it is ever shown.
+		resp.Body = limitedBody{Reader: io.LimitReader(resp.Body, errorBodyMax), Closer: resp.Body}
+		return resp, nil
 	}
 	outputMax := t.outputCap
 	if req.URL.Path == nodesEndpoint.path {
@@ -39,6 +46,15 @@ func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
 	return resp, nil
+}
+
+// errorBodyMax is how much of an error answer is read: room for Consul's
+// message (an ACL refusal is recognised by its text) well past what is shown.
+const errorBodyMax = 16 << 10
+
+type limitedBody struct {
+	io.Reader
+	io.Closer
 }
 
 // stringCapper is a byte-level JSON string filter: outside strings bytes
