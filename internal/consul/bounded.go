@@ -41,7 +41,10 @@ func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// and uses none of them: they are cut to a byte.
 		outputMax = 1
 	}
-	resp.Body = &stringCapper{body: resp.Body, max: t.cap, outputMax: outputMax}
+	// Consul bounds meta but not tags: one registration carried 5,000,000
+	// of them, repeated in every check. Only the first MaxTags of any tag
+	// list are passed on; the catalog's answer is nothing but tag lists.
+	resp.Body = &stringCapper{body: resp.Body, max: t.cap, outputMax: outputMax, maxTags: MaxTags, allArraysTags: req.URL.Path == catalogEndpoint.path}
 	// The length changes with what is cut.
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
@@ -72,6 +75,17 @@ type stringCapper struct {
 	body      io.ReadCloser
 	max       int
 	outputMax int
+
+	// maxTags bounds the strings kept of a "Tags" or "ServiceTags" array
+	// (of every array, with allArraysTags); tagArray is set inside one,
+	// tagCount counts its strings, dropTags is set once the rest is dropped,
+	// silent while a dropped string is skipped.
+	maxTags       int
+	allArraysTags bool
+	tagArray      bool
+	tagCount      int
+	dropTags      bool
+	silent        bool
 
 	inString bool
 	limit    int  // the current string's cap
@@ -128,7 +142,28 @@ func (c *stringCapper) Read(p []byte) (int, error) {
 func (c *stringCapper) filter(dst, src []byte) []byte {
 	for _, b := range src {
 		switch {
+		case !c.inString && c.tagArray && c.dropTags:
+			switch b {
+			case ']':
+				c.tagArray, c.dropTags = false, false
+				dst = append(dst, b)
+			case '"':
+				c.inString, c.skipping, c.escaped, c.silent = true, true, false, true
+			}
+		case !c.inString && c.tagArray && b == ',' && c.tagCount >= c.maxTags:
+			c.dropTags = true
+		case !c.inString && c.tagArray && b == '"':
+			c.tagCount++
+			dst = append(dst, b)
+			c.inString, c.used, c.limit, c.isOutput = true, 0, c.max, false
+			c.key, c.keyShort, c.colon = c.key[:0], false, false
 		case !c.inString:
+			if c.tagArray && b != ',' && b != ' ' && b != '\t' && b != '\n' && b != '\r' {
+				c.tagArray = false // a list that is not of strings only
+			}
+			if b == '[' && c.maxTags > 0 && c.colon && (c.allArraysTags || c.keyShort && (string(c.key) == "Tags" || string(c.key) == "ServiceTags")) {
+				c.tagArray, c.tagCount, c.dropTags = true, 0, false
+			}
 			dst = append(dst, b)
 			switch b {
 			case '"':
@@ -152,7 +187,11 @@ func (c *stringCapper) filter(dst, src []byte) []byte {
 				c.escaped = true
 			case b == '"':
 				c.inString, c.skipping, c.keyShort = false, false, false
-				dst = append(dst, '"')
+				if c.silent {
+					c.silent = false
+				} else {
+					dst = append(dst, '"')
+				}
 			}
 		case len(c.esc) > 0:
 			dst = c.escapeByte(dst, b)
@@ -241,7 +280,7 @@ func (c *stringCapper) keep(dst []byte, n int, unit ...byte) []byte {
 		return dst
 	}
 	c.used += n
-	if c.keyShort && len(c.key)+len(unit) <= len("Output") {
+	if c.keyShort && len(c.key)+len(unit) <= len("ServiceTags") {
 		c.key = append(c.key, unit...)
 	} else {
 		c.keyShort = false

@@ -2,11 +2,13 @@ package consul
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -49,4 +51,26 @@ func TestTagsAreBoundedWhileRead(t *testing.T) {
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
 		t.Errorf("reading a service with %d tags (a %d MB answer) allocated %d MB", tags, 3*tags>>20, alloc>>20)
 	}
+}
+
+// FuzzTagLists checks the tag-list cut: valid JSON stays valid JSON, and a
+// tag list keeps exactly its first tags.
+func FuzzTagLists(f *testing.F) {
+	f.Add(`{"Tags":["a","b\"]","c"],"ServiceTags":[ "x" , "y","z"],"Other":["1","2","3"]}`, 2, false)
+	f.Add(`{"s":["a","b","c"],"t":[],"u":["\\",",","]"]}`, 1, true)
+	f.Add(`{"Tags":[1,[2,3],"a"],"Tags":{"Tags":["a","b"]}}`, 1, false)
+	f.Fuzz(func(t *testing.T, src string, maxTags int, all bool) {
+		if !json.Valid([]byte(src)) {
+			return
+		}
+		maxTags = 1 + int(uint(maxTags)%4)
+		c := &stringCapper{body: io.NopCloser(iotest.OneByteReader(strings.NewReader(src))), max: 1 << 20, maxTags: maxTags, allArraysTags: all}
+		out, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !json.Valid(out) {
+			t.Fatalf("%d tags of %q gave invalid JSON %q", maxTags, src, out)
+		}
+	})
 }
