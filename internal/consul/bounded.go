@@ -44,12 +44,28 @@ func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// Consul bounds meta but not tags: one registration carried 5,000,000
 	// of them, repeated in every check. Only the first MaxTags of any tag
 	// list are passed on; the catalog's answer is nothing but tag lists.
-	resp.Body = &stringCapper{body: resp.Body, max: t.cap, outputMax: outputMax, maxTags: MaxTags, allArraysTags: req.URL.Path == catalogEndpoint.path}
+	// A registration may also carry a proxy configuration of any size and
+	// shape, which Consul serves indented (one line per array element): one
+	// of 3 MB made the instance list 31 MB. The values the monitor does not
+	// read are dropped, and white space with them.
+	skip := unusedValues
+	if req.URL.Path == nodesEndpoint.path {
+		skip = unusedNodeValues
+	}
+	resp.Body = &stringCapper{body: resp.Body, max: t.cap, outputMax: outputMax, maxTags: MaxTags, allArraysTags: req.URL.Path == catalogEndpoint.path, compact: true, skipKeys: skip}
 	// The length changes with what is cut.
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
 	return resp, nil
 }
+
+// unusedValues are keys whose values the monitor never reads and a
+// registration can make of any size; they become null. The instance list
+// also repeats every check, which the monitor reads from the health answer.
+var (
+	unusedValues     = map[string]bool{"Proxy": true, "Connect": true, "TaggedAddresses": true, "Definition": true}
+	unusedNodeValues = map[string]bool{"Proxy": true, "Connect": true, "TaggedAddresses": true, "Definition": true, "Checks": true}
+)
 
 // errorBodyMax is how much of an error answer is read: room for Consul's
 // message (an ACL refusal is recognised by its text) well past what is shown.
@@ -86,6 +102,17 @@ type stringCapper struct {
 	tagCount      int
 	dropTags      bool
 	silent        bool
+
+	// compact drops white space outside strings, and the values of
+	// skipKeys, replaced by null: skipping is set inside such a value,
+	// skipDepth counts its open brackets, skipStr and skipEsc follow its
+	// strings.
+	compact   bool
+	skipKeys  map[string]bool
+	skipVal   bool
+	skipDepth int
+	skipStr   bool
+	skipEsc   bool
 
 	inString bool
 	limit    int  // the current string's cap
@@ -140,8 +167,48 @@ func (c *stringCapper) Read(p []byte) (int, error) {
 
 // filter appends to dst what src becomes.
 func (c *stringCapper) filter(dst, src []byte) []byte {
-	for _, b := range src {
+	for i := 0; i < len(src); i++ {
+		b := src[i]
 		switch {
+		case c.skipVal:
+			switch {
+			case c.skipStr:
+				switch {
+				case c.skipEsc:
+					c.skipEsc = false
+				case b == '\\':
+					c.skipEsc = true
+				case b == '"':
+					c.skipStr = false
+					c.skipVal = c.skipDepth > 0
+				}
+			case c.skipDepth > 0:
+				switch b {
+				case '"':
+					c.skipStr = true
+				case '{', '[':
+					c.skipDepth++
+				case '}', ']':
+					c.skipDepth--
+					c.skipVal = c.skipDepth > 0
+				}
+			case b == ',' || b == '}' || b == ']' || b == ' ' || b == '\t' || b == '\n' || b == '\r':
+				// The end of a number, true, false or null.
+				c.skipVal = false
+				i-- // b is read again, outside the value
+
+			}
+		case !c.inString && c.compact && (b == ' ' || b == '\t' || b == '\n' || b == '\r'):
+		case !c.inString && c.compact && c.colon && c.keyShort && c.skipKeys[string(c.key)]:
+			dst = append(dst, "null"...)
+			c.key, c.keyShort, c.colon = c.key[:0], false, false
+			c.skipVal, c.skipDepth, c.skipStr, c.skipEsc = true, 0, false, false
+			switch b {
+			case '"':
+				c.skipStr = true
+			case '{', '[':
+				c.skipDepth = 1
+			}
 		case !c.inString && c.tagArray && c.dropTags:
 			switch b {
 			case ']':
@@ -280,7 +347,7 @@ func (c *stringCapper) keep(dst []byte, n int, unit ...byte) []byte {
 		return dst
 	}
 	c.used += n
-	if c.keyShort && len(c.key)+len(unit) <= len("ServiceTags") {
+	if c.keyShort && len(c.key)+len(unit) <= len("TaggedAddresses") {
 		c.key = append(c.key, unit...)
 	} else {
 		c.keyShort = false

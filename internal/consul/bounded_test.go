@@ -238,7 +238,8 @@ func TestBoundedTransport(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	// Names are cut at StringCap, an output at its own cap with the marker.
-	want := `[{"Name":"` + long[:StringCap] + `", "Output" :"` + long[:outputCap(DefaultCheckOutputMax)] + cutMarker + `"}]`
+	// White space outside strings is dropped.
+	want := `[{"Name":"` + long[:StringCap] + `","Output":"` + long[:outputCap(DefaultCheckOutputMax)] + cutMarker + `"}]`
 	if code, body := get("/"); code != 200 || body != want {
 		t.Errorf("answer of %d B came as %d B", 2*len(long)+27, len(body))
 	}

@@ -59,12 +59,14 @@ func FuzzTagLists(f *testing.F) {
 	f.Add(`{"Tags":["a","b\"]","c"],"ServiceTags":[ "x" , "y","z"],"Other":["1","2","3"]}`, 2, false)
 	f.Add(`{"s":["a","b","c"],"t":[],"u":["\\",",","]"]}`, 1, true)
 	f.Add(`{"Tags":[1,[2,3],"a"],"Tags":{"Tags":["a","b"]}}`, 1, false)
+	f.Add(`[ {"Proxy" : {"a":[1, "x\"]", {"b":null}]}, "Checks": 12 , "Connect":"s\\","TaggedAddresses": true,"Port":1} ]`, 1, true)
 	f.Fuzz(func(t *testing.T, src string, maxTags int, all bool) {
 		if !json.Valid([]byte(src)) {
 			return
 		}
 		maxTags = 1 + int(uint(maxTags)%4)
-		c := &stringCapper{body: io.NopCloser(iotest.OneByteReader(strings.NewReader(src))), max: 1 << 20, maxTags: maxTags, allArraysTags: all}
+		c := &stringCapper{body: io.NopCloser(iotest.OneByteReader(strings.NewReader(src))), max: 1 << 20, maxTags: maxTags, allArraysTags: all,
+			compact: all, skipKeys: unusedNodeValues}
 		out, err := io.ReadAll(c)
 		if err != nil {
 			t.Fatal(err)
