@@ -107,8 +107,13 @@ type stringCapper struct {
 	// skipKeys, replaced by null: skipping is set inside such a value,
 	// skipDepth counts its open brackets, skipStr and skipEsc follow its
 	// strings.
-	compact   bool
-	skipKeys  map[string]bool
+	compact  bool
+	skipKeys map[string]bool
+	// depth counts the brackets open outside strings: the keys skipped are
+	// those of a node or check (depth 2) or of a service in a node's list
+	// (depth 4), never the keys of a Meta map (3 or 5), which a service may
+	// name as it likes.
+	depth     int
 	skipVal   bool
 	skipDepth int
 	skipStr   bool
@@ -199,7 +204,7 @@ func (c *stringCapper) filter(dst, src []byte) []byte {
 
 			}
 		case !c.inString && c.compact && (b == ' ' || b == '\t' || b == '\n' || b == '\r'):
-		case !c.inString && c.compact && c.colon && c.keyShort && c.skipKeys[string(c.key)]:
+		case !c.inString && c.compact && c.colon && c.keyShort && c.depth <= 4 && c.depth%2 == 0 && c.skipKeys[string(c.key)]:
 			dst = append(dst, "null"...)
 			c.key, c.keyShort, c.colon = c.key[:0], false, false
 			c.skipVal, c.skipDepth, c.skipStr, c.skipEsc = true, 0, false, false
@@ -213,6 +218,7 @@ func (c *stringCapper) filter(dst, src []byte) []byte {
 			switch b {
 			case ']':
 				c.tagArray, c.dropTags = false, false
+				c.depth--
 				dst = append(dst, b)
 			case '"':
 				c.inString, c.skipping, c.escaped, c.silent = true, true, false, true
@@ -230,6 +236,12 @@ func (c *stringCapper) filter(dst, src []byte) []byte {
 			}
 			if b == '[' && c.maxTags > 0 && c.colon && (c.allArraysTags || c.keyShort && (string(c.key) == "Tags" || string(c.key) == "ServiceTags")) {
 				c.tagArray, c.tagCount, c.dropTags = true, 0, false
+			}
+			switch b {
+			case '{', '[':
+				c.depth++
+			case '}', ']':
+				c.depth--
 			}
 			dst = append(dst, b)
 			switch b {

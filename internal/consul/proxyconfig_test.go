@@ -29,7 +29,7 @@ func TestUnusedConfigIsNotHeld(t *testing.T) {
 				return
 			}
 		}
-		_, _ = io.WriteString(w, "                            1\n                        ]\n                    }\n                },\n                \"Port\": 21000,\n                \"Tags\": [\"t\"]\n            }\n        ]\n    }\n]")
+		_, _ = io.WriteString(w, "                            1\n                        ]\n                    }\n                },\n                \"Port\": 21000,\n                \"Tags\": [\"t\"],\n                \"Meta\": {\"Proxy\": \"envoy\", \"Checks\": \"3\"}\n            }\n        ]\n    }\n]")
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -43,6 +43,10 @@ func TestUnusedConfigIsNotHeld(t *testing.T) {
 	}
 	if len(instances) != 1 || instances[0].ServiceID != "p-1" || instances[0].Port != 21000 || len(instances[0].Tags) != 1 {
 		t.Fatalf("got %+v", instances)
+	}
+	// A meta key that happens to be named as a skipped value is kept.
+	if m := instances[0].Meta; m["Proxy"] != "envoy" || m["Checks"] != "3" {
+		t.Errorf("meta %v, want Proxy=envoy and Checks=3", m)
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
 		t.Errorf("reading one instance with a %d-element proxy config (a %d MB answer) allocated %d MB", elems, 29*elems>>20, alloc>>20)
