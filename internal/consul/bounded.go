@@ -60,11 +60,12 @@ func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // unusedValues are keys whose values the monitor never reads and a
-// registration can make of any size; they become null. The instance list
+// registration can make of any size; they become null. The health answer
+// repeats a service's tags in each of its checks. The instance list
 // also repeats every check, which the monitor reads from the health answer.
 var (
-	unusedValues     = map[string]bool{"Proxy": true, "Connect": true, "TaggedAddresses": true, "Definition": true}
-	unusedNodeValues = map[string]bool{"Proxy": true, "Connect": true, "TaggedAddresses": true, "Definition": true, "Checks": true}
+	unusedValues     = map[string]bool{"Proxy": true, "Connect": true, "TaggedAddresses": true, "Definition": true, "ServiceTags": true}
+	unusedNodeValues = map[string]bool{"Proxy": true, "Connect": true, "TaggedAddresses": true, "Definition": true, "ServiceTags": true, "Checks": true}
 )
 
 // errorBodyMax is how much of an error answer is read: room for Consul's

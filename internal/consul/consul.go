@@ -252,4 +252,4 @@ func leaderless(meta *api.QueryMeta) error {
 
 // MaxTags is the most tags kept of an instance; the rest are dropped while
 // Consul's answer is read.
-const MaxTags = 64
+const MaxTags = 1024
