@@ -25,8 +25,15 @@ func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// Consul does not label its JSON answers (Go's server sniffs them as
 	// text/plain), so every successful answer is filtered; error bodies are
 	// text that the client reads as such.
-	if err != nil || resp.Body == nil || resp.StatusCode/100 != 2 {
+	if err != nil || resp.Body == nil {
 		return resp, err
+	}
+	if resp.StatusCode/100 != 2 {
+		// The API client reads a whole error body into memory and keeps it
+		// in the error; a proxy's error page can be of any size, and only
+		// MaxErrorLength of it is ever shown.
+		resp.Body = limitedBody{Reader: io.LimitReader(resp.Body, errorBodyMax), Closer: resp.Body}
+		return resp, nil
 	}
 	outputMax := t.outputCap
 	if req.URL.Path == nodesEndpoint.path {
@@ -34,11 +41,40 @@ func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// and uses none of them: they are cut to a byte.
 		outputMax = 1
 	}
-	resp.Body = &stringCapper{body: resp.Body, max: t.cap, outputMax: outputMax}
+	// Consul bounds meta but not tags: one registration carried 5,000,000
+	// of them, repeated in every check. Only the first MaxTags of any tag
+	// list are passed on; the catalog's answer is nothing but tag lists.
+	// A registration may also carry a proxy configuration of any size and
+	// shape, which Consul serves indented (one line per array element): one
+	// of 3 MB made the instance list 31 MB. The values the monitor does not
+	// read are dropped, and white space with them.
+	skip := unusedValues
+	if req.URL.Path == nodesEndpoint.path {
+		skip = unusedNodeValues
+	}
+	resp.Body = &stringCapper{body: resp.Body, max: t.cap, outputMax: outputMax, maxTags: MaxTags, allArraysTags: req.URL.Path == catalogEndpoint.path, compact: true, skipKeys: skip}
 	// The length changes with what is cut.
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
 	return resp, nil
+}
+
+// unusedValues are keys whose values the monitor never reads and a
+// registration can make of any size; they become null. The health answer
+// repeats a service's tags in each of its checks. The instance list
+// also repeats every check, which the monitor reads from the health answer.
+var (
+	unusedValues     = map[string]bool{"Proxy": true, "Connect": true, "TaggedAddresses": true, "Definition": true, "ServiceTags": true}
+	unusedNodeValues = map[string]bool{"Proxy": true, "Connect": true, "TaggedAddresses": true, "Definition": true, "ServiceTags": true, "Checks": true}
+)
+
+// errorBodyMax is how much of an error answer is read: room for Consul's
+// message (an ACL refusal is recognised by its text) well past what is shown.
+const errorBodyMax = 16 << 10
+
+type limitedBody struct {
+	io.Reader
+	io.Closer
 }
 
 // stringCapper is a byte-level JSON string filter: outside strings bytes
@@ -56,6 +92,33 @@ type stringCapper struct {
 	body      io.ReadCloser
 	max       int
 	outputMax int
+
+	// maxTags bounds the strings kept of a "Tags" or "ServiceTags" array
+	// (of every array, with allArraysTags); tagArray is set inside one,
+	// tagCount counts its strings, dropTags is set once the rest is dropped,
+	// silent while a dropped string is skipped.
+	maxTags       int
+	allArraysTags bool
+	tagArray      bool
+	tagCount      int
+	dropTags      bool
+	silent        bool
+
+	// compact drops white space outside strings, and the values of
+	// skipKeys, replaced by null: skipping is set inside such a value,
+	// skipDepth counts its open brackets, skipStr and skipEsc follow its
+	// strings.
+	compact  bool
+	skipKeys map[string]bool
+	// depth counts the brackets open outside strings: the keys skipped are
+	// those of a node or check (depth 2) or of a service in a node's list
+	// (depth 4), never the keys of a Meta map (3 or 5), which a service may
+	// name as it likes.
+	depth     int
+	skipVal   bool
+	skipDepth int
+	skipStr   bool
+	skipEsc   bool
 
 	inString bool
 	limit    int  // the current string's cap
@@ -110,9 +173,77 @@ func (c *stringCapper) Read(p []byte) (int, error) {
 
 // filter appends to dst what src becomes.
 func (c *stringCapper) filter(dst, src []byte) []byte {
-	for _, b := range src {
+	for i := 0; i < len(src); i++ {
+		b := src[i]
 		switch {
+		case c.skipVal:
+			switch {
+			case c.skipStr:
+				switch {
+				case c.skipEsc:
+					c.skipEsc = false
+				case b == '\\':
+					c.skipEsc = true
+				case b == '"':
+					c.skipStr = false
+					c.skipVal = c.skipDepth > 0
+				}
+			case c.skipDepth > 0:
+				switch b {
+				case '"':
+					c.skipStr = true
+				case '{', '[':
+					c.skipDepth++
+				case '}', ']':
+					c.skipDepth--
+					c.skipVal = c.skipDepth > 0
+				}
+			case b == ',' || b == '}' || b == ']' || b == ' ' || b == '\t' || b == '\n' || b == '\r':
+				// The end of a number, true, false or null.
+				c.skipVal = false
+				i-- // b is read again, outside the value
+
+			}
+		case !c.inString && c.compact && (b == ' ' || b == '\t' || b == '\n' || b == '\r'):
+		case !c.inString && c.compact && c.colon && c.keyShort && c.depth <= 4 && c.depth%2 == 0 && c.skipKeys[string(c.key)]:
+			dst = append(dst, "null"...)
+			c.key, c.keyShort, c.colon = c.key[:0], false, false
+			c.skipVal, c.skipDepth, c.skipStr, c.skipEsc = true, 0, false, false
+			switch b {
+			case '"':
+				c.skipStr = true
+			case '{', '[':
+				c.skipDepth = 1
+			}
+		case !c.inString && c.tagArray && c.dropTags:
+			switch b {
+			case ']':
+				c.tagArray, c.dropTags = false, false
+				c.depth--
+				dst = append(dst, b)
+			case '"':
+				c.inString, c.skipping, c.escaped, c.silent = true, true, false, true
+			}
+		case !c.inString && c.tagArray && b == ',' && c.tagCount >= c.maxTags:
+			c.dropTags = true
+		case !c.inString && c.tagArray && b == '"':
+			c.tagCount++
+			dst = append(dst, b)
+			c.inString, c.used, c.limit, c.isOutput = true, 0, c.max, false
+			c.key, c.keyShort, c.colon = c.key[:0], false, false
 		case !c.inString:
+			if c.tagArray && b != ',' && b != ' ' && b != '\t' && b != '\n' && b != '\r' {
+				c.tagArray = false // a list that is not of strings only
+			}
+			if b == '[' && c.maxTags > 0 && c.colon && (c.allArraysTags || c.keyShort && (string(c.key) == "Tags" || string(c.key) == "ServiceTags")) {
+				c.tagArray, c.tagCount, c.dropTags = true, 0, false
+			}
+			switch b {
+			case '{', '[':
+				c.depth++
+			case '}', ']':
+				c.depth--
+			}
 			dst = append(dst, b)
 			switch b {
 			case '"':
@@ -136,7 +267,11 @@ func (c *stringCapper) filter(dst, src []byte) []byte {
 				c.escaped = true
 			case b == '"':
 				c.inString, c.skipping, c.keyShort = false, false, false
-				dst = append(dst, '"')
+				if c.silent {
+					c.silent = false
+				} else {
+					dst = append(dst, '"')
+				}
 			}
 		case len(c.esc) > 0:
 			dst = c.escapeByte(dst, b)
@@ -225,7 +360,7 @@ func (c *stringCapper) keep(dst []byte, n int, unit ...byte) []byte {
 		return dst
 	}
 	c.used += n
-	if c.keyShort && len(c.key)+len(unit) <= len("Output") {
+	if c.keyShort && len(c.key)+len(unit) <= len("TaggedAddresses") {
 		c.key = append(c.key, unit...)
 	} else {
 		c.keyShort = false

@@ -249,3 +249,7 @@ func leaderless(meta *api.QueryMeta) error {
 	}
 	return fmt.Errorf("%w (last contact with a leader %v ago)", ErrNoLeader, meta.LastContact.Round(time.Millisecond))
 }
+
+// MaxTags is the most tags kept of an instance; the rest are dropped while
+// Consul's answer is read.
+const MaxTags = 1024

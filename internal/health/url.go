@@ -65,6 +65,7 @@ func webURL(raw string) (string, bool) {
 //     viewer's own machine, not of the instance's;
 //   - bidi or control characters in the host, which make the shown text
 //     differ from where the link goes (U+202E reverses what follows it).
+//   - characters a browser refuses in a host, or drops from it.
 func linkable(u *url.URL) bool {
 	if u.User != nil {
 		return false
@@ -76,11 +77,15 @@ func linkable(u *url.URL) bool {
 		}
 	}
 	host := u.Hostname()
-	if strings.Contains(host, "%") {
+	if host == "" || strings.Contains(host, "%") { // "http://:80/" has no host
 		return false
 	}
 	for _, r := range host {
-		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+		// Go's parser takes some hosts a browser refuses, which give a link
+		// that does nothing: '<' and '>', separators (a no-break space, U+2028),
+		// and invisible format characters (a zero-width space, which the
+		// browser drops, so that the text shown is not where the link goes).
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || unicode.In(r, unicode.Cf, unicode.Z) || r == '<' || r == '>' {
 			return false
 		}
 	}

@@ -397,7 +397,9 @@ func (w *txWriter) saveInstance(inst health.Instance, registering bool) (int64, 
 }
 
 func (w *txWriter) deregisterInstance(id int64) error {
-	if _, err := w.tx.ExecContext(w.ctx, `UPDATE instances SET registered = 0 WHERE id = ?`, id); err != nil {
+	// Its history needs only its node, id and name: tags and meta, which
+	// a registration can make megabytes long, are not kept past it.
+	if _, err := w.tx.ExecContext(w.ctx, `UPDATE instances SET registered = 0, tags = '[]', meta = '{}' WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("deregister instance %d: %w", id, err)
 	}
 	w.written.Catalog++
