@@ -169,6 +169,7 @@ func (c *Client) Checks(ctx context.Context, b Blocking) ([]health.Check, uint64
 			OutputTruncated: truncated || hc.Output.cut,
 		})
 	}
+	health.BoundNodeOutputs(checks, health.NodeOutputBudget(c.outputMax))
 	return checks, meta.LastIndex, nil
 }
 

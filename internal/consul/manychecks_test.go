@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/consul-monitor/consul-monitor/internal/health"
 )
 
 // Consul takes any number of checks in one catalog registration. One of
@@ -45,13 +47,22 @@ func TestOneNodesChecksAreBounded(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
+	if len(got) != checks {
+		t.Fatalf("%d of %d checks kept: a status must never be dropped", len(got), checks)
+	}
 	kept := 0
 	for _, ch := range got {
 		kept += len(ch.Output)
+		if ch.Status != health.Critical {
+			t.Fatalf("check %s read as %q", ch.CheckID, ch.Status)
+		}
 	}
-	const budget = 160 << 10 // the README's worst case for one instance
-	if held := int64(after.HeapAlloc) - int64(before.HeapAlloc); kept > budget || held > 2*budget {
-		t.Errorf("one node's %d checks keep %d KB of output and %d KB of heap; one instance may cost at most %d KB", len(got), kept>>10, held>>10, budget>>10)
+	// Outputs: at most the node's budget. Heap: that, plus what each
+	// check's identity and status cost (a few hundred bytes).
+	budget := health.NodeOutputBudget(DefaultCheckOutputMax)
+	perCheck := int64(400)
+	if held := int64(after.HeapAlloc) - int64(before.HeapAlloc); kept > budget || held > int64(budget)+perCheck*checks {
+		t.Errorf("one node's %d checks keep %d KB of output and %d KB of heap; at most %d KB of output and %d KB in all", len(got), kept>>10, held>>10, budget>>10, (int64(budget)+perCheck*checks)>>10)
 	}
 	runtime.KeepAlive(got)
 }

@@ -86,6 +86,26 @@ func TruncateOutput(output string, max int) (string, bool) {
 	return output[:cut], true
 }
 
+// NodeOutputBudget is how many of each check's kept output bytes one node's
+// checks may hold together: one registration may carry any number of
+// checks, and their outputs must not cost more than a few full ones.
+func NodeOutputBudget(outputMax int) int { return 16 * outputMax }
+
+// BoundNodeOutputs drops, in order, the outputs that would take a node's
+// checks past budget bytes together, marking them truncated. Statuses are
+// all kept: only the text is bounded, never what the checks say.
+func BoundNodeOutputs(checks []Check, budget int) {
+	used := map[string]int{}
+	for i := range checks {
+		c := &checks[i]
+		if used[c.Node]+len(c.Output) > budget {
+			c.Output, c.OutputTruncated = "", c.OutputTruncated || c.Output != ""
+			continue
+		}
+		used[c.Node] += len(c.Output)
+	}
+}
+
 // IsNodeCheck reports whether the check belongs to the node rather than to
 // one service instance.
 func (c Check) IsNodeCheck() bool { return c.ServiceID == "" }

@@ -200,3 +200,24 @@ func TestTruncateOutput(t *testing.T) {
 		}
 	}
 }
+
+func TestBoundNodeOutputs(t *testing.T) {
+	checks := []Check{
+		{Node: "a", CheckID: "1", Output: "12345"},
+		{Node: "b", CheckID: "1", Output: "1234567890"},
+		{Node: "a", CheckID: "2", Output: "12345"},
+		{Node: "a", CheckID: "3", Output: "1"},
+		{Node: "a", CheckID: "4", Output: ""},
+		{Node: "a", CheckID: "5", Output: "12", OutputTruncated: true},
+	}
+	BoundNodeOutputs(checks, 10)
+	want := []struct {
+		output    string
+		truncated bool
+	}{{"12345", false}, {"1234567890", false}, {"12345", false}, {"", true}, {"", false}, {"", true}}
+	for i, w := range want {
+		if checks[i].Output != w.output || checks[i].OutputTruncated != w.truncated {
+			t.Errorf("check %s on %s: output %q truncated %v, want %q %v", checks[i].CheckID, checks[i].Node, checks[i].Output, checks[i].OutputTruncated, w.output, w.truncated)
+		}
+	}
+}
