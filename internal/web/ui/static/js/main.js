@@ -15,6 +15,10 @@ import { DEFAULT_SETTINGS, refreshDelay, intervalLabel, granularityLabel } from 
 import { when, connectionLabel, consulHeadline, recordingHeadline, catalogHeadline } from './status.js';
 import { STATUS_ORDER, ICONS, buildGroups, members, visibleGroups, countStatuses, renderTable } from './table.js';
 
+// The settings changes waiting for the server, in order (see saveSettings);
+// kept outside Alpine's reactive state, which would wrap the promise.
+let settingsQueue = Promise.resolve();
+
 // The data behind the table, outside Alpine's reactive state: proxies
 // around thousands of instances would cost more than the table itself.
 // expanded is a Map, not an object: a service named "__proto__" or
@@ -140,17 +144,27 @@ function dashboard() {
       this.timer = window.setTimeout(function () { self.refresh(); }, delay);
     },
 
-    async saveSettings(patch) {
-      try {
-        this.settings = await saveSettings(patch);
-        this.error = null;
-      } catch (e) {
-        this.error = 'settings not saved: ' + e.message;
-      }
+    // Settings changes go to the server one at a time: each answer carries
+    // the whole of the settings cookie, so two requests in flight at once
+    // would each start from the old cookie and the later answer would undo
+    // the earlier change. patch may be a function of the settings as they
+    // are when the change's turn comes.
+    saveSettings(patch) {
+      const self = this;
+      const job = settingsQueue.then(async function () {
+        try {
+          self.settings = await saveSettings(typeof patch === 'function' ? patch(self.settings) : patch);
+          self.error = null;
+        } catch (e) {
+          self.error = 'settings not saved: ' + e.message;
+        }
+      });
+      settingsQueue = job;
+      return job;
     },
 
     async toggleAutoRefresh() {
-      await this.saveSettings({ autoRefresh: { enabled: !this.settings.autoRefresh.enabled } });
+      await this.saveSettings(function (current) { return { autoRefresh: { enabled: !current.autoRefresh.enabled } }; });
       this.schedule();
     },
 
