@@ -60,7 +60,7 @@ func TestErrorsNameTheEndpointAndConsulsMessage(t *testing.T) {
 			map[string]string{
 				healthEndpoint.path:  "lacks node:read and service:read",
 				catalogEndpoint.path: "lacks service:read",
-				nodesEndpoint.path:   "lacks node:read and service:read",
+				nodesEndpoint.path:   "lacks node:read and service:read (node_prefix \"\" and service_prefix \"\" with policy read), or a proxy blocks /v1/internal/",
 			}},
 		{"429", status(429, "rate limit exceeded"), 429, []string{": 429 Too Many Requests: rate limit exceeded; Consul is rate limiting"}, nil},
 		{"500", status(500, "rpc error making call: No cluster leader"), 500, []string{": 500 Internal Server Error: rpc error making call: No cluster leader"}, nil},
@@ -78,6 +78,9 @@ func TestErrorsNameTheEndpointAndConsulsMessage(t *testing.T) {
 				msg := err.Error()
 				if len(msg) > MaxErrorLength {
 					t.Errorf("%s: %d bytes: %s", path, len(msg), msg)
+				}
+				if strings.Contains(msg, ", ;") || strings.HasSuffix(msg, ", ") || strings.Contains(msg, "read), (") {
+					t.Errorf("%s: a hint with nothing in it: %s", path, msg)
 				}
 				if !strings.Contains(msg, " ("+path+")") {
 					t.Errorf("%s: the endpoint is not named: %s", path, msg)
@@ -144,5 +147,19 @@ func TestBoundKeepsTheHead(t *testing.T) {
 	long := strings.Repeat("h", 600)
 	if msg := bound(long, "d", "hint"); len(msg) > MaxErrorLength {
 		t.Errorf("a long head gives %d bytes", len(msg))
+	}
+}
+
+// An output limit left at zero (unset) keeps the default: a zero limit
+// would cut every output to nothing.
+func TestCheckOutputMaxZeroKeepsTheDefault(t *testing.T) {
+	for n, want := range map[int]int{0: DefaultCheckOutputMax, -1: DefaultCheckOutputMax, 1: 1, 300: 300} {
+		c, err := New(api.DefaultConfig(), WithCheckOutputMax(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.outputMax != want {
+			t.Errorf("WithCheckOutputMax(%d): limit %d, want %d", n, c.outputMax, want)
+		}
 	}
 }
