@@ -3,6 +3,7 @@ package consul
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +27,16 @@ func clientFor(t *testing.T, answer http.HandlerFunc) *Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// leaderAnswer answers 200 as a Consul server with a leader does, with the
+// body write streams: the answers of the memory tests are too large to build.
+func leaderAnswer(write func(w io.Writer)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Consul-Index", "1")
+		w.Header().Set("X-Consul-KnownLeader", "true")
+		write(w)
+	}
 }
 
 func status(code int, body string) http.HandlerFunc {

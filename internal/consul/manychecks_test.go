@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"runtime"
 	"strings"
 	"testing"
@@ -22,9 +21,7 @@ import (
 func TestOneNodesChecksAreBounded(t *testing.T) {
 	const checks = 5000
 	out := strings.Repeat("y", 5000)
-	c := clientFor(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Consul-Index", "1")
-		w.Header().Set("X-Consul-KnownLeader", "true")
+	c := clientFor(t, leaderAnswer(func(w io.Writer) {
 		_, _ = io.WriteString(w, "[")
 		for i := 0; i < checks; i++ {
 			if i > 0 {
@@ -35,7 +32,7 @@ func TestOneNodesChecksAreBounded(t *testing.T) {
 			}
 		}
 		_, _ = io.WriteString(w, "]")
-	})
+	}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var before, after runtime.MemStats

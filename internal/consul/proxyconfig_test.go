@@ -3,7 +3,6 @@ package consul
 import (
 	"context"
 	"io"
-	"net/http"
 	"runtime"
 	"strings"
 	"testing"
@@ -19,9 +18,7 @@ import (
 // must not be held.
 func TestUnusedConfigIsNotHeld(t *testing.T) {
 	const elems = 1_000_000
-	c := clientFor(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Consul-Index", "1")
-		w.Header().Set("X-Consul-KnownLeader", "true")
+	c := clientFor(t, leaderAnswer(func(w io.Writer) {
 		_, _ = io.WriteString(w, "[\n    {\n        \"Node\": \"n1\",\n        \"Address\": \"10.0.0.1\",\n        \"Services\": [\n            {\n                \"ID\": \"p-1\",\n                \"Service\": \"p\",\n                \"Proxy\": {\n                    \"Config\": {\n                        \"x\": [\n")
 		chunk := strings.Repeat("                            1,\n", 10_000)
 		for n := 0; n < elems; n += 10_000 {
@@ -30,7 +27,7 @@ func TestUnusedConfigIsNotHeld(t *testing.T) {
 			}
 		}
 		_, _ = io.WriteString(w, "                            1\n                        ]\n                    }\n                },\n                \"Port\": 21000,\n                \"Tags\": [\"t\"],\n                \"Meta\": {\"Proxy\": \"envoy\", \"Checks\": \"3\"}\n            }\n        ]\n    }\n]")
-	})
+	}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var before, after runtime.MemStats

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net/http"
 	"runtime"
 	"strings"
 	"testing"
@@ -20,9 +19,7 @@ import (
 // be bounded while the answer streams in, like the strings are.
 func TestTagsAreBoundedWhileRead(t *testing.T) {
 	const tags = 2_000_000
-	c := clientFor(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Consul-Index", "1")
-		w.Header().Set("X-Consul-KnownLeader", "true")
+	c := clientFor(t, leaderAnswer(func(w io.Writer) {
 		_, _ = io.WriteString(w, `[{"Node":"n1","Address":"10.0.0.1","Services":[{"ID":"s1","Service":"s","Tags":["a","b"`)
 		chunk := strings.Repeat(`,""`, 10_000)
 		for n := 0; n < tags; n += 10_000 {
@@ -31,7 +28,7 @@ func TestTagsAreBoundedWhileRead(t *testing.T) {
 			}
 		}
 		_, _ = io.WriteString(w, `],"Port":80}],"Checks":[{"ServiceTags":[""`+strings.Repeat(`,""`, 100_000)+`],"Output":"x"}]}]`)
-	})
+	}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var before, after runtime.MemStats
